@@ -1,0 +1,1 @@
+"""rag: Korean-first RAG on PostgreSQL + pgvector, and LoRA / QLoRA fine-tuning."""

@@ -1,0 +1,27 @@
+"""Common logging set-up: one format for the server, the CLI and the trainer."""
+
+from __future__ import annotations
+
+import logging
+import sys
+
+_FORMAT = "%(asctime)s %(levelname)-7s %(name)s: %(message)s"
+
+
+def setup_logging(level: str = "INFO") -> None:
+    """Configure the root logger once; later calls only change the level."""
+    root = logging.getLogger()
+    if not any(getattr(h, "_rag_handler", False) for h in root.handlers):
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(logging.Formatter(_FORMAT, datefmt="%H:%M:%S"))
+        handler._rag_handler = True  # type: ignore[attr-defined]
+        root.addHandler(handler)
+    root.setLevel(level.upper())
+    # Third-party libraries are chatty at INFO; their warnings still show.
+    for noisy in ("httpx", "httpcore", "openai", "anthropic", "urllib3", "psycopg.pool"):
+        logging.getLogger(noisy).setLevel(max(logging.WARNING, root.level))
+
+
+def get_logger(name: str) -> logging.Logger:
+    """Return a logger under the ``rag`` namespace."""
+    return logging.getLogger(name if name.startswith("rag") else f"rag.{name}")
