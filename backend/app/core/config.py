@@ -65,9 +65,14 @@ class LLMSettings(BaseSettings):
     )
     temperature: float = Field(default=0.2, ge=0.0, le=2.0, description="Sampling temperature.")
     max_tokens: int = Field(default=1024, ge=1, le=32768, description="Most tokens in one answer.")
-    timeout_s: float = Field(default=60.0, gt=0, description="Seconds before a remote call gives up.")
+    timeout_s: float = Field(
+        default=60.0, gt=0, description="Seconds before a remote call gives up."
+    )
     max_retries: int = Field(
-        default=3, ge=0, le=10, description="Retries on 429 / 5xx / connection errors, with backoff."
+        default=3,
+        ge=0,
+        le=10,
+        description="Retries on 429 / 5xx / connection errors, with backoff.",
     )
 
     openai_api_key: SecretStr = Field(
@@ -162,7 +167,10 @@ class RetrievalSettings(BaseSettings):
         default=100, ge=10, le=1000, description="HNSW ef_search: higher is slower and more exact."
     )
     default_collection: str = Field(
-        default="default", min_length=1, max_length=100, description="Collection used when none is named."
+        default="default",
+        min_length=1,
+        max_length=100,
+        description="Collection used when none is named.",
     )
 
     @model_validator(mode="after")
@@ -183,7 +191,7 @@ class APISettings(BaseSettings):
     max_files: int = Field(default=20, ge=1, description="Most files in one upload request.")
     max_question_chars: int = Field(default=4000, ge=1, description="Longest accepted question.")
     cors_origins: list[str] = Field(
-        default_factory=list, description='Browser origins allowed to call the API (JSON list).'
+        default_factory=list, description="Browser origins allowed to call the API (JSON list)."
     )
     index_sample_corpus: bool = Field(
         default=True, description="Index the bundled sample documents on first start."

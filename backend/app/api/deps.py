@@ -1,0 +1,70 @@
+"""Injection points: routers depend on these named types, never on concrete adapters.
+
+Everything here reads the parts built once in ``main.py``'s lifespan (``app.state.components``).
+Tests swap any of them with ``app.dependency_overrides[get_llm_client] = ...``.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import Depends, Request
+
+from app.components import Components, make_rag_pipeline
+from app.core.config import Settings
+from app.models.base import EmbeddingClient, LLMClient
+from app.pipelines.rag import RAGPipeline
+from app.retriever.indexer import Indexer
+from app.retriever.types import Retriever
+from app.retriever.vector_store import PGVectorStore
+
+
+def get_components(request: Request) -> Components:
+    """The parts opened at start-up."""
+    return request.app.state.components
+
+
+ComponentsDep = Annotated[Components, Depends(get_components)]
+
+
+def get_app_settings(components: ComponentsDep) -> Settings:
+    return components.settings
+
+
+def get_llm_client(components: ComponentsDep) -> LLMClient:
+    """The configured chat model."""
+    return components.llm
+
+
+def get_embedding_client(components: ComponentsDep) -> EmbeddingClient:
+    """The configured embedding model."""
+    return components.embedder
+
+
+def get_vector_store(components: ComponentsDep) -> PGVectorStore:
+    return components.store
+
+
+def get_retriever(components: ComponentsDep) -> Retriever:
+    """Dense, sparse and hybrid search over ready documents."""
+    return components.retriever
+
+
+def get_indexer(components: ComponentsDep) -> Indexer:
+    return components.indexer
+
+
+SettingsDep = Annotated[Settings, Depends(get_app_settings)]
+LLMDep = Annotated[LLMClient, Depends(get_llm_client)]
+EmbedderDep = Annotated[EmbeddingClient, Depends(get_embedding_client)]
+StoreDep = Annotated[PGVectorStore, Depends(get_vector_store)]
+RetrieverDep = Annotated[Retriever, Depends(get_retriever)]
+IndexerDep = Annotated[Indexer, Depends(get_indexer)]
+
+
+def get_rag_pipeline(llm: LLMDep, retriever: RetrieverDep, settings: SettingsDep) -> RAGPipeline:
+    """The chain assembled from whatever LLM and retriever are injected."""
+    return make_rag_pipeline(llm, retriever, settings)
+
+
+RAGPipelineDep = Annotated[RAGPipeline, Depends(get_rag_pipeline)]

@@ -1,0 +1,57 @@
+"""``/health`` (the process is alive) and ``/ready`` (it can serve: database and models reachable)."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable
+
+from fastapi import APIRouter
+from fastapi.responses import JSONResponse
+
+from app.api.deps import ComponentsDep
+from app.api.schemas import CheckResult, ReadyResponse
+from app.core.errors import RagError
+
+router = APIRouter(tags=["health"])
+
+_EMBED_PROBE = "상태 확인"
+
+
+@router.get("/health")
+async def health() -> dict[str, str]:
+    """Liveness: answers as long as the process runs."""
+    return {"status": "ok"}
+
+
+@router.get("/ready", response_model=ReadyResponse, responses={503: {"model": ReadyResponse}})
+async def ready(components: ComponentsDep) -> JSONResponse:
+    """Readiness: the database answers and the embedding and chat models can be used."""
+
+    async def database() -> str:
+        await asyncio.to_thread(components.store.ping)
+        return "PostgreSQL answers"
+
+    async def embedding() -> str:
+        await asyncio.to_thread(components.embedder.embed_query, _EMBED_PROBE)
+        return components.embedder.name
+
+    async def llm() -> str:
+        await components.llm.check()
+        return components.llm.name
+
+    checks = {
+        "database": await _check(database()),
+        "embedding": await _check(embedding()),
+        "llm": await _check(llm()),
+    }
+    ok = all(c.ok for c in checks.values())
+    body = ReadyResponse(status="ready" if ok else "unavailable", checks=checks)
+    return JSONResponse(body.model_dump(), status_code=200 if ok else 503)
+
+
+async def _check(probe: Awaitable[str]) -> CheckResult:
+    try:
+        detail = await probe
+    except RagError as exc:
+        return CheckResult(ok=False, detail=exc.message)
+    return CheckResult(ok=True, detail=detail)

@@ -1,0 +1,101 @@
+"""Builds the long-lived parts once (store, embedder, LLM, retriever, indexer) from settings.
+
+The API's lifespan and the CLI both use this, so the wiring exists in one place. The LLM is built
+on first use: commands that only ingest or search never load a model.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from functools import cached_property
+from pathlib import Path
+
+from app.core.config import Settings
+from app.core.logger import get_logger
+from app.models.base import EmbeddingClient, GenerationOptions, LLMClient
+from app.models.factory import build_embedding_client, build_llm_client
+from app.pipelines.rag import RAGPipeline
+from app.retriever.database import resolve_database_url
+from app.retriever.hybrid import HybridRetriever
+from app.retriever.indexer import Indexer
+from app.retriever.types import IngestResult, Retriever
+from app.retriever.vector_store import PGVectorStore
+
+log = get_logger(__name__)
+
+SAMPLE_CORPUS_DIR = Path(__file__).parent / "sample_corpus"
+_SAMPLE_MARKER = ".sample-corpus-indexed"
+
+
+def make_rag_pipeline(llm: LLMClient, retriever: Retriever, settings: Settings) -> RAGPipeline:
+    """The chain over ``llm`` and ``retriever`` with the configured sampling defaults."""
+    generation = GenerationOptions(
+        temperature=settings.llm.temperature, max_tokens=settings.llm.max_tokens
+    )
+    return RAGPipeline(llm, retriever, generation=generation)
+
+
+class Components:
+    """The application's heavy objects, opened together and closed together."""
+
+    def __init__(self, settings: Settings, *, schema: str = "rag") -> None:
+        self.settings = settings
+        self.database_url = resolve_database_url(settings.database)
+        self.embedder: EmbeddingClient = build_embedding_client(settings.embedding)
+        self.store = PGVectorStore(
+            self.database_url,
+            dimension=self.embedder.dimension,
+            embedder_name=self.embedder.name,
+            schema=schema,
+            pool_min=settings.database.pool_min,
+            pool_max=settings.database.pool_max,
+            connect_timeout_s=settings.database.connect_timeout_s,
+            ef_search=settings.retrieval.ef_search,
+        )
+        self.store.open()
+        self.retriever = HybridRetriever(self.store, self.embedder, settings.retrieval)
+        self.indexer = Indexer(
+            self.store,
+            self.embedder,
+            settings.retrieval,
+            max_file_bytes=int(settings.api.max_upload_mb * 1024 * 1024),
+        )
+
+    @property
+    def database_mode(self) -> str:
+        """``embedded`` when the bundled server is used, ``external`` for ``DATABASE_URL``."""
+        return "external" if self.settings.database.url else "embedded"
+
+    @cached_property
+    def llm(self) -> LLMClient:
+        """The configured chat model, built on first use."""
+        return build_llm_client(self.settings.llm)
+
+    def rag_pipeline(self) -> RAGPipeline:
+        """A pipeline over the shared retriever and LLM."""
+        return make_rag_pipeline(self.llm, self.retriever, self.settings)
+
+    def index_sample_corpus(self) -> list[IngestResult]:
+        """Index the bundled documents once per data directory, so a fresh install can answer."""
+        marker = self.settings.database.data_dir / _SAMPLE_MARKER
+        if marker.exists():
+            return []
+        results = self.indexer.ingest_path(
+            SAMPLE_CORPUS_DIR, collection=self.settings.retrieval.default_collection
+        )
+        if all(r.outcome != "failed" for r in results):
+            marker.parent.mkdir(parents=True, exist_ok=True)
+            marker.write_text("The bundled sample documents were indexed here.\n", encoding="utf-8")
+        log.info("sample corpus: %d documents", len(results))
+        return results
+
+    async def aclose(self) -> None:
+        """Close the LLM (if it was built), the embedder and the pool."""
+        if "llm" in self.__dict__:
+            await self.llm.aclose()
+        self.embedder.close()
+        self.store.close()
+
+    def close(self) -> None:
+        """Synchronous close for the CLI."""
+        asyncio.run(self.aclose())

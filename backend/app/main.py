@@ -1,0 +1,127 @@
+"""Creates the FastAPI app: parts opened once in the lifespan, routers bound, one error shape."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+from fastapi import FastAPI, Request
+from fastapi.concurrency import run_in_threadpool
+from fastapi.exceptions import RequestValidationError
+from fastapi.middleware.cors import CORSMiddleware
+from fastapi.responses import FileResponse, JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from app.api.routers import chat, documents, health, search, status
+from app.api.sse import error_payload
+from app.components import Components
+from app.core.config import Settings, get_settings
+from app.core.errors import RagError
+from app.core.logger import get_logger, setup_logging
+
+log = get_logger(__name__)
+
+# The built web UI, when present (``make run`` builds it; the Docker image copies it here too).
+DEFAULT_FRONTEND_DIR = Path(__file__).resolve().parents[2] / "frontend" / "dist"
+
+
+_HTTP_CODES = {404: "not_found", 405: "method_not_allowed", 413: "request_too_large"}
+
+
+def _install_error_handlers(app: FastAPI) -> None:
+    @app.exception_handler(RagError)
+    async def rag_error(_: Request, exc: RagError) -> JSONResponse:
+        if exc.status_code >= 500:
+            log.warning("%s: %s", exc.code, exc.message)
+        return JSONResponse(error_payload(exc.code, exc.message), status_code=exc.status_code)
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid_request(_: Request, exc: RequestValidationError) -> JSONResponse:
+        problems = []
+        for err in exc.errors():
+            where = ".".join(str(p) for p in err.get("loc", ()) if p != "body")
+            problems.append(f"{where}: {err.get('msg')}" if where else str(err.get("msg")))
+        message = "Invalid request: " + "; ".join(problems)
+        return JSONResponse(error_payload("invalid_input", message), status_code=422)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(_: Request, exc: StarletteHTTPException) -> JSONResponse:
+        code = _HTTP_CODES.get(exc.status_code, "http_error")
+        return JSONResponse(
+            error_payload(code, str(exc.detail)), status_code=exc.status_code, headers=exc.headers
+        )
+
+    @app.exception_handler(Exception)
+    async def unexpected(_: Request, exc: Exception) -> JSONResponse:
+        log.exception("unhandled error", exc_info=exc)
+        return JSONResponse(
+            error_payload("internal_error", "An unexpected error occurred; see the server log."),
+            status_code=500,
+        )
+
+
+def _mount_frontend(app: FastAPI, frontend_dir: Path) -> None:
+    """Serve the built UI at ``/``; unknown non-API paths get ``index.html`` (client-side routes)."""
+    root = frontend_dir.resolve()
+    index = root / "index.html"
+
+    @app.get("/{path:path}", include_in_schema=False)
+    async def frontend(path: str) -> FileResponse:
+        if path.startswith(("api/", "health", "ready", "docs", "openapi.json")):
+            raise StarletteHTTPException(404, f"No route for /{path}.")
+        candidate = (root / path).resolve()
+        if path and candidate.is_file() and candidate.is_relative_to(root):
+            return FileResponse(candidate)
+        return FileResponse(index, headers={"Cache-Control": "no-cache"})
+
+
+def create_app(
+    settings: Settings | None = None,
+    *,
+    schema: str = "rag",
+    frontend_dir: Path | None = DEFAULT_FRONTEND_DIR,
+) -> FastAPI:
+    """Build the app. Tests pass their own settings and a fresh database schema."""
+    settings = settings or get_settings()
+    setup_logging(settings.api.log_level)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        components = await run_in_threadpool(Components, settings, schema=schema)
+        app.state.components = components
+        if settings.api.index_sample_corpus:
+            await run_in_threadpool(components.index_sample_corpus)
+        log.info(
+            "ready: llm=%s embedding=%s database=%s",
+            settings.llm.provider,
+            components.embedder.name,
+            components.database_mode,
+        )
+        try:
+            yield
+        finally:
+            await components.aclose()
+
+    app = FastAPI(
+        title="rag",
+        summary="Korean-first retrieval-augmented generation on PostgreSQL + pgvector.",
+        lifespan=lifespan,
+        # Bodies over the limit are refused while they stream in, before they fill memory or disk;
+        # multipart framing adds a little to the files themselves.
+        max_body_size=int(settings.api.max_upload_mb * settings.api.max_files * 1024 * 1024)
+        + 1024 * 1024,
+    )
+    _install_error_handlers(app)
+    for module in (health, search, chat, documents, status):
+        app.include_router(module.router)
+    if settings.api.cors_origins:
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=settings.api.cors_origins,
+            allow_methods=["*"],
+            allow_headers=["*"],
+        )
+    if frontend_dir is not None and (frontend_dir / "index.html").is_file():
+        _mount_frontend(app, frontend_dir)
+    return app
