@@ -1,0 +1,97 @@
+"""A deterministic stand-in LLM for tests and demos: no model, no network, the same reply every time.
+
+Without a script it answers from the prompt itself: it repeats the question and the first sentence
+of source [1], citing ``[1]``, or says it found nothing when there are no sources. A script of
+replies (strings, or exceptions to raise) lets tests drive the pipeline through exact answers and
+failures; the calls it received are recorded for inspection.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+from collections import deque
+from collections.abc import AsyncIterator, Iterable, Sequence
+from dataclasses import dataclass
+
+from app.core.errors import ModelUnavailable
+from app.models.base import ChatMessage, GenerationOptions
+from app.pipelines.prompts import NO_ANSWER_KO, parse_question, parse_sources
+
+_FIRST_SENTENCE = re.compile(r"^.*?(?:[.!?。](?=\s)|$)", re.DOTALL)
+_PIECE = re.compile(r"\S+\s*|\s+")
+
+
+@dataclass(frozen=True, slots=True)
+class FakeCall:
+    """One request the fake received."""
+
+    messages: tuple[ChatMessage, ...]
+    options: GenerationOptions | None
+
+
+class FakeLLM:
+    """Deterministic LLM: scripted replies first, then an echo of the question with ``[1]``."""
+
+    def __init__(
+        self,
+        replies: Iterable[str | Exception] = (),
+        *,
+        available: bool = True,
+        name: str = "fake",
+    ) -> None:
+        self._replies: deque[str | Exception] = deque(replies)
+        self.available = available
+        self._name = name
+        self.calls: list[FakeCall] = []
+        self.closed = False
+
+    @property
+    def name(self) -> str:
+        """``fake`` unless named otherwise."""
+        return self._name
+
+    def _reply(self, messages: Sequence[ChatMessage], options: GenerationOptions | None) -> str:
+        self.calls.append(FakeCall(tuple(messages), options))
+        if self._replies:
+            scripted = self._replies.popleft()
+            if isinstance(scripted, Exception):
+                raise scripted
+            return scripted
+        return echo_answer(messages)
+
+    async def complete(
+        self, messages: Sequence[ChatMessage], options: GenerationOptions | None = None
+    ) -> str:
+        """The next scripted reply, or the echo answer."""
+        return self._reply(messages, options)
+
+    async def stream(
+        self, messages: Sequence[ChatMessage], options: GenerationOptions | None = None
+    ) -> AsyncIterator[str]:
+        """The same reply as ``complete``, one word (with its trailing space) at a time."""
+        for piece in _PIECE.findall(self._reply(messages, options)):
+            # Yield control between pieces, as a real network stream would.
+            await asyncio.sleep(0)
+            yield piece
+
+    async def check(self) -> None:
+        """Raise ``ModelUnavailable`` when built with ``available=False``."""
+        if not self.available:
+            raise ModelUnavailable("The fake model is set to be unavailable.")
+
+    async def aclose(self) -> None:
+        """Remember that it was closed."""
+        self.closed = True
+
+
+def echo_answer(messages: Sequence[ChatMessage]) -> str:
+    """The fake's unscripted reply to the last user message."""
+    prompt = next((m.content for m in reversed(messages) if m.role == "user"), "")
+    sources = parse_sources(prompt)
+    if not sources:
+        return NO_ANSWER_KO
+    question = parse_question(prompt)
+    first = _FIRST_SENTENCE.match(sources[0].text.strip())
+    quote = first.group(0).strip() if first else sources[0].text.strip()
+    return f"질문: {question}\n답: {quote} [1]"
