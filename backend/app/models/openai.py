@@ -16,9 +16,9 @@ from app.core.errors import ModelUnavailable
 from app.models.base import ChatMessage, GenerationOptions
 from app.models.provider_errors import connection_failure, status_failure
 
-_OFFICIAL_ADDRESS = "https://api.openai.com/v1"
+OFFICIAL_ADDRESS = "https://api.openai.com/v1"
 # Local OpenAI-compatible servers ignore the key, but the SDK refuses to start without one.
-_UNUSED_KEY = "unused"
+UNUSED_KEY = "unused"
 
 
 class OpenAILLM:
@@ -27,9 +27,9 @@ class OpenAILLM:
     def __init__(self, settings: LLMSettings) -> None:
         self._settings = settings
         self._model = settings.openai_model
-        self._address = settings.openai_base_url or _OFFICIAL_ADDRESS
+        self._address = settings.openai_base_url or OFFICIAL_ADDRESS
         self._client = openai.AsyncOpenAI(
-            api_key=settings.openai_api_key.get_secret_value() or _UNUSED_KEY,
+            api_key=settings.openai_api_key.get_secret_value() or UNUSED_KEY,
             base_url=self._address,
             timeout=settings.timeout_s,
             max_retries=settings.max_retries,
@@ -105,7 +105,9 @@ class OpenAILLM:
         await self._client.close()
 
 
-def translate_error(error: openai.APIError, address: str) -> ModelUnavailable:
+def translate_error(
+    error: openai.APIError, address: str, *, model_setting: str = "OPENAI_MODEL"
+) -> ModelUnavailable:
     """The ``ModelUnavailable`` that explains an OpenAI SDK error (shared with the embedder)."""
     if isinstance(error, openai.APIStatusError):
         return status_failure(
@@ -113,7 +115,7 @@ def translate_error(error: openai.APIError, address: str) -> ModelUnavailable:
             error.status_code,
             error.body,
             key_setting="OPENAI_API_KEY",
-            model_setting="OPENAI_MODEL / OPENAI_BASE_URL",
+            model_setting=f"{model_setting} / OPENAI_BASE_URL",
         )
     if isinstance(error, openai.APIConnectionError):
         return connection_failure(
