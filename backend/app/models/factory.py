@@ -1,0 +1,102 @@
+"""Settings in, adapter out: the one place that knows which class serves which provider.
+
+Adapters are imported inside their ``case``, so a provider's SDK or model libraries load only when
+chosen, and a missing optional package becomes a ``ModelUnavailable`` saying what to install.
+Adding a model is one adapter file and one ``case`` here.
+"""
+
+from __future__ import annotations
+
+from app.core.config import EmbeddingSettings, LLMSettings
+from app.core.errors import ModelUnavailable
+from app.models.base import EmbeddingClient, LLMClient
+
+
+def _missing(what: str, install: str, error: ImportError) -> ModelUnavailable:
+    package = error.name or "a required package"
+    return ModelUnavailable(
+        f"{what} needs {package}, which is not installed: install with {install}"
+    )
+
+
+def build_llm_client(settings: LLMSettings) -> LLMClient:
+    """The chat model chosen by ``LLM_PROVIDER``."""
+    match settings.provider:
+        case "extractive":
+            from app.models.extractive import ExtractiveLLM
+
+            return ExtractiveLLM()
+        case "fake":
+            from app.models.fake import FakeLLM
+
+            return FakeLLM()
+        case "openai":
+            try:
+                from app.models.openai import OpenAILLM
+            except ImportError as error:
+                raise _missing("LLM_PROVIDER=openai", "pip install openai", error) from error
+            return OpenAILLM(settings)
+        case "anthropic":
+            try:
+                from app.models.anthropic import AnthropicLLM
+            except ImportError as error:
+                raise _missing("LLM_PROVIDER=anthropic", "pip install anthropic", error) from error
+            return AnthropicLLM(settings)
+        case provider:
+            raise ModelUnavailable(
+                f"LLM provider {provider!r} is not available in this build; "
+                "choose extractive, fake, openai or anthropic."
+            )
+
+
+def build_embedding_client(
+    settings: EmbeddingSettings, llm: LLMSettings | None = None
+) -> EmbeddingClient:
+    """The embedder chosen by ``EMBEDDING_PROVIDER``.
+
+    OpenAI embeddings reuse the OpenAI key, address, time-out and retries of ``llm``, so one
+    ``OPENAI_API_KEY`` (or ``OPENAI_BASE_URL``) serves both.
+    """
+    match settings.provider:
+        case "hash":
+            from app.models.hash import HashEmbedder
+
+            return HashEmbedder(settings.dimension)
+        case "sentence-transformers":
+            try:
+                from app.models.sentence_transformers import SentenceTransformerEmbedder
+            except ImportError as error:
+                raise _missing(
+                    "EMBEDDING_PROVIDER=sentence-transformers", "pip install '.[local]'", error
+                ) from error
+            return SentenceTransformerEmbedder(settings.model, settings.device, settings.batch_size)
+        case "openai":
+            return _openai_embedder(settings, llm)
+        case provider:
+            raise ModelUnavailable(
+                f"Embedding provider {provider!r} is not available in this build; "
+                "choose hash, sentence-transformers or openai."
+            )
+
+
+def _openai_embedder(settings: EmbeddingSettings, llm: LLMSettings | None) -> EmbeddingClient:
+    try:
+        from app.models.openai_embeddings import OpenAIEmbedder
+    except ImportError as error:
+        raise _missing("EMBEDDING_PROVIDER=openai", "pip install openai", error) from error
+    key = llm.openai_api_key.get_secret_value().strip() if llm else ""
+    base_url = llm.openai_base_url if llm else None
+    if llm is None or (base_url is None and not key):
+        raise ModelUnavailable(
+            "EMBEDDING_PROVIDER=openai needs OPENAI_API_KEY (or OPENAI_BASE_URL for a local server)."
+        )
+    return OpenAIEmbedder(
+        settings.model,
+        api_key=key,
+        base_url=base_url,
+        # EMBEDDING_DIMENSION's default belongs to the hash embedder; only an explicit value is sent.
+        dimension=settings.dimension if "dimension" in settings.model_fields_set else None,
+        batch_size=settings.batch_size,
+        timeout_s=llm.timeout_s,
+        max_retries=llm.max_retries,
+    )
