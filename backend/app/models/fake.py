@@ -58,7 +58,7 @@ class FakeLLM:
             if isinstance(scripted, Exception):
                 raise scripted
             return scripted
-        return echo_answer(messages)
+        return _echo_answer(messages)
 
     async def complete(
         self, messages: Sequence[ChatMessage], options: GenerationOptions | None = None
@@ -85,7 +85,7 @@ class FakeLLM:
         self.closed = True
 
 
-def echo_answer(messages: Sequence[ChatMessage]) -> str:
+def _echo_answer(messages: Sequence[ChatMessage]) -> str:
     """The fake's unscripted reply to the last user message."""
     prompt = next((m.content for m in reversed(messages) if m.role == "user"), "")
     sources = parse_sources(prompt)

@@ -7,14 +7,15 @@ pieces, which is most of what keyword-heavy Korean questions need; a trained mod
 Features of one text, after NFC normalisation and lower-casing, for each word (``\\w+``):
 
 - the word itself;
-- in Hangul words, 1-3-grams of syllables, so ``도서관에서`` still shares ``도서관`` with ``도서관``;
+- in Hangul words, 1-3-grams of syllables, so ``도서관에서`` and ``도서관은`` share ``도서관``;
 - in Hangul words, 3-4-grams of the jamo (NFD) spelling, so conjugated forms (``빌려``, ``빌릴``)
   share their stem's consonants and vowels;
 - in other words, 3-grams of the word between boundary marks (``<apple>`` → ``<ap``, ``app`` ...).
 
-Each feature is hashed with unkeyed BLAKE2b (stable, unlike ``hash()``) into a signed bucket, counts are damped
-(``1 + ln tf``) and the vector is L2-normalised. Changing any of this must change ``VERSION``:
-the name ``hash-v1:{dimension}`` is stored with the index, and vectors of two versions do not mix.
+Each feature is hashed with unkeyed BLAKE2b (stable, unlike ``hash()``) into a signed bucket,
+counts are damped (``1 + ln tf``) and the vector is L2-normalised. Changing any of this must
+change ``VERSION``: the name ``hash-v1:{dimension}`` is stored with the index, and vectors of two
+versions do not mix.
 """
 
 from __future__ import annotations
