@@ -18,7 +18,7 @@ from app.core.errors import ModelUnavailable
 from app.models.base import ChatMessage, GenerationOptions
 from app.pipelines.prompts import NO_ANSWER_KO, parse_question, parse_sources
 
-_FIRST_SENTENCE = re.compile(r"^.*?(?:[.!?。](?=\s)|$)", re.DOTALL)
+_SENTENCE_END = re.compile(r"(?<=[.!?。])\s+")
 _PIECE = re.compile(r"\S+\s*|\s+")
 
 
@@ -92,6 +92,8 @@ def _echo_answer(messages: Sequence[ChatMessage]) -> str:
     if not sources:
         return NO_ANSWER_KO
     question = parse_question(prompt)
-    first = _FIRST_SENTENCE.match(sources[0].text.strip())
-    quote = first.group(0).strip() if first else sources[0].text.strip()
+    # Quote the first line of prose: a markdown heading is not an answer.
+    lines = [line.strip() for line in sources[0].text.splitlines() if line.strip()]
+    prose = next((line for line in lines if not line.startswith("#")), lines[0] if lines else "")
+    quote = _SENTENCE_END.split(prose, maxsplit=1)[0]
     return f"질문: {question}\n답: {quote} [1]"

@@ -11,7 +11,11 @@ from app.models.base import GenerationOptions, LLMClient
 from app.models.fake import FakeLLM
 from app.pipelines.prompts import NO_ANSWER_KO, PromptSource, build_messages
 
-SOURCES = [PromptSource(1, "도서관", "주말에는 오후 5시에 닫습니다. 평일은 10시까지 엽니다.")]
+SOURCES = [
+    PromptSource(
+        1, "도서관", "# 이용 시간\n\n주말에는 오후 5시에 닫습니다. 평일은 10시까지 엽니다."
+    )
+]
 MESSAGES = build_messages("주말에는 언제 닫나요?", SOURCES)
 
 
