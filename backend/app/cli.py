@@ -3,12 +3,164 @@
 from __future__ import annotations
 
 import argparse
+import asyncio
+import dataclasses
+import json
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
 
+from app.core.config import Settings, get_settings
 from app.core.errors import RagError
 from app.core.logger import setup_logging
 from app.finetune.cli import register as register_finetune
+
+_MODES = ("hybrid", "dense", "sparse")
+
+
+@contextmanager
+def _components() -> Iterator[Any]:
+    from app.components import Components
+
+    components = Components(get_settings())
+    try:
+        yield components
+    finally:
+        components.close()
+
+
+def _print_json(data: Any) -> None:
+    print(json.dumps(data, ensure_ascii=False, indent=2, default=str))
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from app.main import create_app
+
+    settings = get_settings()
+    host = args.host or settings.api.host
+    port = args.port or settings.api.port
+    print(f"rag: serving on http://{host}:{port} (API docs at /docs)", file=sys.stderr)
+    uvicorn.run(create_app(settings), host=host, port=port, log_level="warning")
+    return 0
+
+
+def cmd_ingest(args: argparse.Namespace) -> int:
+    from tqdm import tqdm
+
+    paths = [Path(p) for p in args.paths]
+    missing = [str(p) for p in paths if not p.exists()]
+    if missing:
+        print(f"error: no such file or folder: {', '.join(missing)}", file=sys.stderr)
+        return 2
+    results = []
+    with _components() as components, tqdm(unit="file", disable=args.quiet) as bar:
+
+        def progress(done: int, total: int, name: str) -> None:
+            bar.total = total
+            bar.n = done
+            bar.set_postfix_str(name[-40:])
+            bar.refresh()
+
+        for path in paths:
+            results += components.indexer.ingest_path(
+                path, collection=args.collection, progress=progress
+            )
+    if args.json:
+        _print_json([dataclasses.asdict(r) for r in results])
+    else:
+        for r in results:
+            detail = f"{r.chunks} chunks" if r.outcome == "indexed" else (r.error or "")
+            print(f"{r.outcome:9} {r.source}  {detail}".rstrip())
+        counts = {
+            o: sum(r.outcome == o for r in results) for o in ("indexed", "unchanged", "failed")
+        }
+        print(", ".join(f"{n} {o}" for o, n in counts.items()), file=sys.stderr)
+    return 1 if any(r.outcome == "failed" for r in results) else 0
+
+
+def cmd_search(args: argparse.Namespace) -> int:
+    from app.api.routers.search import to_search_result
+
+    with _components() as components:
+        hits = components.retriever.search(
+            args.query,
+            top_k=args.top_k,
+            mode=args.mode,
+            collection=args.collection,
+        )
+    if args.json:
+        _print_json({"results": [to_search_result(h).model_dump(mode="json") for h in hits]})
+        return 0
+    if not hits:
+        print("no results")
+    for rank, hit in enumerate(hits, start=1):
+        title = hit.metadata.get("title") or hit.metadata.get("source") or hit.document_id
+        snippet = " ".join(hit.text.split())[:160]
+        print(f"{rank:2}. [{hit.score:.4f}] {title}  ({hit.document_id})\n    {snippet}")
+    return 0
+
+
+def cmd_ask(args: argparse.Namespace) -> int:
+    from app.pipelines.rag import DoneEvent, RetrievalOptions, SourcesEvent, TokenEvent
+
+    settings: Settings = get_settings()
+    options = RetrievalOptions(
+        top_k=args.top_k or settings.retrieval.top_k,
+        mode=args.mode or settings.retrieval.mode,
+        collection=args.collection,
+    )
+    with _components() as components:
+        pipeline = components.rag_pipeline()
+        if args.json:
+            result = asyncio.run(pipeline.answer(args.question, options))
+            _print_json(
+                {
+                    "answer": result.answer,
+                    "sources": [dataclasses.asdict(s) for s in result.sources],
+                    "cited": result.cited,
+                }
+            )
+            return 0
+
+        async def stream() -> None:
+            sources = []
+            async for event in pipeline.stream(args.question, options):
+                if isinstance(event, SourcesEvent):
+                    sources = event.sources
+                elif isinstance(event, TokenEvent):
+                    print(event.text, end="", flush=True)
+                elif isinstance(event, DoneEvent):
+                    print()
+            for s in sources:
+                print(f"[{s.number}] {s.title} ({s.document_id})")
+
+        asyncio.run(stream())
+    return 0
+
+
+def cmd_docs_list(args: argparse.Namespace) -> int:
+    with _components() as components:
+        records = components.store.list_documents(args.collection)
+    if args.json:
+        _print_json({"documents": [dataclasses.asdict(r) for r in records]})
+        return 0
+    if not records:
+        print("no documents")
+    for r in records:
+        reason = f"  ({r.error})" if r.error else ""
+        print(f"{r.id}  {r.status:8} {r.chunk_count:5} chunks  {r.collection}/{r.source}{reason}")
+    return 0
+
+
+def cmd_docs_delete(args: argparse.Namespace) -> int:
+    with _components() as components:
+        components.indexer.delete(args.document_id)
+    print(f"deleted {args.document_id}")
+    return 0
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -18,6 +170,45 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--log-level", default=None, help="DEBUG | INFO | WARNING | ERROR")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    serve = commands.add_parser("serve", help="run the API server (and the web UI if built)")
+    serve.add_argument("--host", default=None, help="interface (default API_HOST, 127.0.0.1)")
+    serve.add_argument("--port", type=int, default=None, help="port (default API_PORT, 8000)")
+    serve.set_defaults(func=cmd_serve)
+
+    ingest = commands.add_parser("ingest", help="index files or folders")
+    ingest.add_argument("paths", nargs="+", metavar="PATH")
+    ingest.add_argument("--collection", default=None)
+    ingest.add_argument("--json", action="store_true", help="print results as JSON")
+    ingest.add_argument("--quiet", action="store_true", help="no progress bar")
+    ingest.set_defaults(func=cmd_ingest)
+
+    search = commands.add_parser("search", help="search the index (no LLM)")
+    search.add_argument("query")
+    search.add_argument("--top-k", type=int, default=5)
+    search.add_argument("--mode", choices=_MODES, default="hybrid")
+    search.add_argument("--collection", default=None)
+    search.add_argument("--json", action="store_true", help="print the /api/search objects")
+    search.set_defaults(func=cmd_search)
+
+    ask = commands.add_parser("ask", help="answer a question from the documents")
+    ask.add_argument("question")
+    ask.add_argument("--top-k", type=int, default=None)
+    ask.add_argument("--mode", choices=_MODES, default=None)
+    ask.add_argument("--collection", default=None)
+    ask.add_argument("--json", action="store_true", help="print answer and sources as JSON")
+    ask.set_defaults(func=cmd_ask)
+
+    docs = commands.add_parser("docs", help="list or delete documents")
+    docs_commands = docs.add_subparsers(dest="docs_command", required=True, metavar="ACTION")
+    docs_list = docs_commands.add_parser("list", help="list documents and their status")
+    docs_list.add_argument("--collection", default=None)
+    docs_list.add_argument("--json", action="store_true")
+    docs_list.set_defaults(func=cmd_docs_list)
+    docs_delete = docs_commands.add_parser("delete", help="delete a document by id")
+    docs_delete.add_argument("document_id", metavar="ID")
+    docs_delete.set_defaults(func=cmd_docs_delete)
+
     register_finetune(commands)
     return parser
 

@@ -23,7 +23,12 @@ _PLACEHOLDER_KEYS = {"", "changeme", "your-key-here", "sk-...", "sk-xxx", "xxx"}
 
 def _config(prefix: str) -> SettingsConfigDict:
     return SettingsConfigDict(
-        env_prefix=prefix, env_file=".env", env_file_encoding="utf-8", extra="ignore"
+        env_prefix=prefix,
+        env_file=".env",
+        env_file_encoding="utf-8",
+        extra="ignore",
+        # `DATABASE_URL=` copied from .env.example means "not set", not "the empty URL".
+        env_ignore_empty=True,
     )
 
 

@@ -1,0 +1,99 @@
+"""Settings: defaults, validation of nonsense, and `.env.example` documenting every variable."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from pydantic import AliasChoices, ValidationError
+
+from app.core.config import (
+    DatabaseSettings,
+    LLMSettings,
+    RetrievalSettings,
+    Settings,
+)
+
+ENV_EXAMPLE = Path(__file__).resolve().parents[3] / ".env.example"
+
+
+def _env_names() -> set[str]:
+    names = set()
+    for group in Settings.model_fields.values():
+        cls = group.default_factory
+        prefix = cls.model_config.get("env_prefix", "")
+        for name, field in cls.model_fields.items():
+            alias = field.validation_alias
+            names.add(
+                alias.choices[0] if isinstance(alias, AliasChoices) else (prefix + name).upper()
+            )
+    return names
+
+
+def test_env_example_documents_every_variable() -> None:
+    documented = {
+        line.split("=", 1)[0]
+        for line in ENV_EXAMPLE.read_text(encoding="utf-8").splitlines()
+        if line and not line.startswith("#")
+    }
+    assert _env_names() - documented == set()
+    assert documented - _env_names() == set()
+
+
+def test_defaults_are_offline(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.chdir(tmp_path)
+    settings = Settings()
+    assert settings.llm.provider == "extractive"
+    assert settings.embedding.provider == "hash"
+    assert settings.database.url is None
+
+
+def test_flat_environment_names(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("LLM_PROVIDER", "openai")
+    monkeypatch.setenv("OPENAI_BASE_URL", "http://127.0.0.1:9/v1")
+    monkeypatch.setenv("RETRIEVAL_TOP_K", "7")
+    monkeypatch.setenv("RAG_DATA_DIR", str(tmp_path / "d"))
+    monkeypatch.setenv("DATABASE_URL", "")
+    settings = Settings()
+    assert settings.llm.provider == "openai"
+    assert settings.llm.openai_base_url == "http://127.0.0.1:9/v1"
+    assert settings.retrieval.top_k == 7
+    assert settings.database.data_dir == tmp_path / "d"
+    assert settings.database.url is None
+
+
+def test_dotenv_file_is_read(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / ".env").write_text("RETRIEVAL_MODE=sparse\nEMBEDDING_DIMENSION=128\n")
+    settings = Settings()
+    assert settings.retrieval.mode == "sparse"
+    assert settings.embedding.dimension == 128
+
+
+@pytest.mark.parametrize(
+    ("factory", "kwargs", "message"),
+    [
+        (RetrievalSettings, {"top_k": -1}, "top_k"),
+        (RetrievalSettings, {"chunk_size": 100, "chunk_overlap": 100}, "CHUNK_OVERLAP"),
+        (RetrievalSettings, {"mode": "fuzzy"}, "mode"),
+        (LLMSettings, {"provider": "gpt"}, "provider"),
+        (
+            LLMSettings,
+            {"provider": "anthropic", "anthropic_api_key": "changeme"},
+            "ANTHROPIC_API_KEY",
+        ),
+        (LLMSettings, {"provider": "openai", "openai_api_key": "sk-..."}, "OPENAI_API_KEY"),
+        (DatabaseSettings, {"pool_min": 5, "pool_max": 2}, "POOL_MIN"),
+    ],
+)
+def test_nonsense_is_rejected(factory, kwargs: dict, message: str, monkeypatch, tmp_path) -> None:
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(ValidationError, match=message):
+        factory(**kwargs)
+
+
+def test_openai_compatible_server_needs_no_real_key(monkeypatch, tmp_path) -> None:
+    monkeypatch.chdir(tmp_path)
+    settings = LLMSettings(provider="openai", openai_base_url="http://localhost:8001/v1")
+    assert settings.openai_base_url == "http://localhost:8001/v1"
