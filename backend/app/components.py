@@ -41,7 +41,7 @@ class Components:
     def __init__(self, settings: Settings, *, schema: str = "rag") -> None:
         self.settings = settings
         self.database_url = resolve_database_url(settings.database)
-        self.embedder: EmbeddingClient = build_embedding_client(settings.embedding)
+        self.embedder: EmbeddingClient = build_embedding_client(settings.embedding, settings.llm)
         self.store = PGVectorStore(
             self.database_url,
             dimension=self.embedder.dimension,

@@ -106,7 +106,7 @@ class LLMSettings(BaseSettings):
         description="Override of the Anthropic API address (a proxy or gateway).",
     )
     anthropic_model: str = Field(
-        default="claude-sonnet-4-5",
+        default="claude-sonnet-4-6",
         validation_alias=AliasChoices("ANTHROPIC_MODEL", "LLM_ANTHROPIC_MODEL"),
         description="Model name for LLM_PROVIDER=anthropic.",
     )
