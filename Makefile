@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 DEV_STAMP := $(VENV)/.installed-dev
 
-.PHONY: run test lint format install install-dev bench-retrieval bench-finetune clean
+.PHONY: run test lint format install install-dev bench-retrieval bench-finetune bench-generate clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -29,7 +29,7 @@ run: $(STAMP)
 	$(BIN)/rag serve
 
 test: $(DEV_STAMP)
-	$(BIN)/ruff check backend
+	$(BIN)/ruff check backend benchmarks
 	cd backend && ../$(BIN)/pytest -q
 
 lint: $(DEV_STAMP)
@@ -45,6 +45,9 @@ bench-retrieval: $(DEV_STAMP)
 
 bench-finetune: $(DEV_STAMP)
 	$(BIN)/python benchmarks/finetune.py
+
+bench-generate: $(DEV_STAMP)
+	$(BIN)/python benchmarks/generate.py
 
 clean:
 	rm -rf $(VENV) backend/*.egg-info
