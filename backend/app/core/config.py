@@ -7,12 +7,13 @@ Every variable is documented in ``.env.example`` at the repository root.
 
 from __future__ import annotations
 
+import re
 from functools import lru_cache
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import AliasChoices, Field, SecretStr, field_validator, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 LLMProvider = Literal["extractive", "fake", "openai", "anthropic", "local"]
 EmbeddingProvider = Literal["hash", "sentence-transformers", "openai"]
@@ -110,6 +111,65 @@ class LLMSettings(BaseSettings):
         validation_alias=AliasChoices("ANTHROPIC_MODEL", "LLM_ANTHROPIC_MODEL"),
         description="Model name for LLM_PROVIDER=anthropic.",
     )
+
+    local_model: str = Field(
+        default="K-intelligence/Midm-2.0-Mini-Instruct",
+        validation_alias=AliasChoices("LOCAL_MODEL", "LLM_LOCAL_MODEL"),
+        description="Hugging Face model id or local directory for LLM_PROVIDER=local.",
+    )
+    # NoDecode: the variable is name=/path pairs, not the JSON pydantic-settings expects for a dict.
+    lora_adapters: Annotated[dict[str, Path], NoDecode] = Field(
+        default_factory=dict,
+        validation_alias=AliasChoices("LORA_ADAPTERS", "LLM_LORA_ADAPTERS"),
+        description="LoRA adapters served on the local model: name=/path,name2=/path2 (empty: none).",
+    )
+    local_load_in_4bit: bool = Field(
+        default=False,
+        validation_alias=AliasChoices("LOCAL_LOAD_IN_4BIT", "LLM_LOCAL_LOAD_IN_4BIT"),
+        description="Load the local model in 4-bit NF4 (bitsandbytes, CUDA only).",
+    )
+    local_load_in_8bit: bool = Field(
+        default=False,
+        validation_alias=AliasChoices("LOCAL_LOAD_IN_8BIT", "LLM_LOCAL_LOAD_IN_8BIT"),
+        description="Load the local model in 8-bit (bitsandbytes, CUDA only).",
+    )
+    local_device: str = Field(
+        default="auto",
+        validation_alias=AliasChoices("LOCAL_DEVICE", "LLM_LOCAL_DEVICE"),
+        description="auto (CUDA, then MPS, then CPU) | cpu | cuda | cuda:N | mps",
+    )
+    local_dtype: Literal["auto", "float32", "bfloat16", "float16"] = Field(
+        default="auto",
+        validation_alias=AliasChoices("LOCAL_DTYPE", "LLM_LOCAL_DTYPE"),
+        description="auto (bfloat16 on GPUs that support it, float32 on CPU) | float32 | bfloat16 | float16",
+    )
+    local_max_batch_size: int = Field(
+        default=16,
+        ge=1,
+        le=256,
+        validation_alias=AliasChoices("LOCAL_MAX_BATCH_SIZE", "LLM_LOCAL_MAX_BATCH_SIZE"),
+        description="Most requests the local model generates together in one batch.",
+    )
+    local_batch_window_ms: float = Field(
+        default=10.0,
+        ge=0.0,
+        le=1000.0,
+        validation_alias=AliasChoices("LOCAL_BATCH_WINDOW_MS", "LLM_LOCAL_BATCH_WINDOW_MS"),
+        description="Milliseconds the local model waits for more requests to join a batch.",
+    )
+
+    @field_validator("lora_adapters", mode="before")
+    @classmethod
+    def _parse_adapters(cls, value: object) -> object:
+        if isinstance(value, str):
+            return parse_lora_adapters(value)
+        return value
+
+    @model_validator(mode="after")
+    def _one_quantisation(self) -> LLMSettings:
+        if self.local_load_in_4bit and self.local_load_in_8bit:
+            raise ValueError("set at most one of LOCAL_LOAD_IN_4BIT and LOCAL_LOAD_IN_8BIT")
+        return self
 
     @model_validator(mode="after")
     def _keys_for_selected_provider(self) -> LLMSettings:
@@ -221,6 +281,26 @@ class Settings(BaseSettings):
     embedding: EmbeddingSettings = Field(default_factory=EmbeddingSettings)
     retrieval: RetrievalSettings = Field(default_factory=RetrievalSettings)
     api: APISettings = Field(default_factory=APISettings)
+
+
+def parse_lora_adapters(value: str) -> dict[str, Path]:
+    """``"reviews=/a,other=/b"`` → ``{"reviews": Path("/a"), "other": Path("/b")}``."""
+    adapters: dict[str, Path] = {}
+    for item in value.split(","):
+        if not item.strip():
+            continue
+        name, sep, path = item.partition("=")
+        name, path = name.strip(), path.strip()
+        if not sep or not name or not path:
+            raise ValueError(f"LORA_ADAPTERS entry {item.strip()!r} is not name=/path")
+        if not re.fullmatch(r"[A-Za-z0-9_.-]{1,64}", name):
+            raise ValueError(
+                f"LORA_ADAPTERS name {name!r}: use letters, digits, '_', '-' or '.' (at most 64)"
+            )
+        if name in adapters:
+            raise ValueError(f"LORA_ADAPTERS names {name!r} twice")
+        adapters[name] = Path(path).expanduser()
+    return adapters
 
 
 def _is_placeholder(key: SecretStr) -> bool:
