@@ -1,0 +1,133 @@
+/** The indexed documents, with delete (after confirmation). */
+import { useMutation, useQueryClient } from "@tanstack/react-query";
+import { useEffect, useRef, useState } from "react";
+
+import { useI18n } from "../../i18n";
+import { deleteDocument } from "../../lib/api";
+import { formatBytes, formatDate } from "../../lib/format";
+import type { DocumentInfo, DocumentStatus } from "../../lib/types";
+import { Button, IconButton } from "../ui/Button";
+import { Dialog } from "../ui/Dialog";
+import { Badge, ErrorNotice, type Tone } from "../ui/Feedback";
+
+const STATUS_TONE: Record<DocumentStatus, Tone> = {
+  pending: "neutral",
+  indexing: "info",
+  ready: "success",
+  failed: "danger",
+};
+
+interface DocumentTableProps {
+  documents: DocumentInfo[];
+  /** A document to point at (opened from a citation). */
+  highlightId: string | null;
+}
+
+export function DocumentTable({ documents, highlightId }: DocumentTableProps) {
+  const { t, locale } = useI18n();
+  const queryClient = useQueryClient();
+  const [confirming, setConfirming] = useState<DocumentInfo | null>(null);
+  const highlighted = useRef<HTMLTableRowElement>(null);
+
+  const remove = useMutation({
+    mutationFn: (doc: DocumentInfo) => deleteDocument(doc.id),
+    onSuccess: () => setConfirming(null),
+    onSettled: () => {
+      void queryClient.invalidateQueries({ queryKey: ["documents"] });
+      void queryClient.invalidateQueries({ queryKey: ["collections"] });
+    },
+  });
+
+  const hasHighlight = documents.some((d) => d.id === highlightId);
+  useEffect(() => {
+    if (hasHighlight) highlighted.current?.scrollIntoView({ block: "center" });
+  }, [hasHighlight]);
+
+  const titleOf = (doc: DocumentInfo) => doc.title || doc.source;
+
+  return (
+    <>
+      <table className="doc-table">
+        <thead>
+          <tr>
+            <th scope="col">{t("docs.colTitle")}</th>
+            <th scope="col">{t("docs.colCollection")}</th>
+            <th scope="col">{t("docs.colStatus")}</th>
+            <th scope="col" className="num">
+              {t("docs.colChunks")}
+            </th>
+            <th scope="col" className="num">
+              {t("docs.colSize")}
+            </th>
+            <th scope="col">{t("docs.colDate")}</th>
+            <th scope="col">
+              <span className="sr-only">{t("docs.colActions")}</span>
+            </th>
+          </tr>
+        </thead>
+        <tbody>
+          {documents.map((doc) => (
+            <tr
+              key={doc.id}
+              ref={doc.id === highlightId ? highlighted : undefined}
+              className={doc.id === highlightId ? "is-highlighted" : ""}
+            >
+              <td data-label={t("docs.colTitle")}>
+                <span className="doc-name">{titleOf(doc)}</span>
+                {doc.source !== doc.title && <span className="doc-source">{doc.source}</span>}
+                {doc.error && <span className="doc-error">{doc.error}</span>}
+              </td>
+              <td data-label={t("docs.colCollection")}>{doc.collection}</td>
+              <td data-label={t("docs.colStatus")}>
+                <Badge tone={STATUS_TONE[doc.status]}>{t(`docs.status.${doc.status}`)}</Badge>
+              </td>
+              <td data-label={t("docs.colChunks")} className="num">
+                {doc.chunk_count.toLocaleString(locale)}
+              </td>
+              <td data-label={t("docs.colSize")} className="num">
+                {formatBytes(doc.size_bytes, locale)}
+              </td>
+              <td data-label={t("docs.colDate")}>{formatDate(doc.created_at, locale)}</td>
+              <td className="actions">
+                <IconButton
+                  icon="trash"
+                  variant="ghost"
+                  label={t("docs.deleteLabel", { title: titleOf(doc) })}
+                  onClick={() => {
+                    remove.reset();
+                    setConfirming(doc);
+                  }}
+                />
+              </td>
+            </tr>
+          ))}
+        </tbody>
+      </table>
+
+      {confirming && (
+        <Dialog
+          title={t("docs.deleteTitle")}
+          onClose={() => setConfirming(null)}
+          actions={
+            <>
+              <Button data-autofocus onClick={() => setConfirming(null)}>
+                {t("common.cancel")}
+              </Button>
+              <Button
+                variant="danger"
+                icon="trash"
+                disabled={remove.isPending}
+                onClick={() => remove.mutate(confirming)}
+              >
+                {remove.isPending ? t("docs.deleting") : t("common.delete")}
+              </Button>
+            </>
+          }
+        >
+          <p>{t("docs.deleteBody", { title: titleOf(confirming), n: confirming.chunk_count })}</p>
+          {remove.error && <ErrorNotice error={remove.error} />}
+        </Dialog>
+      )}
+    </>
+  );
+}

@@ -1,0 +1,88 @@
+/** Each file being uploaded: its progress while it travels and is indexed, then its result and why. */
+import { useI18n, type Translate } from "../../i18n";
+import { ApiError } from "../../lib/api";
+import { formatBytes } from "../../lib/format";
+import { isFinished, type UploadItem } from "../../lib/uploadState";
+import { IconButton } from "../ui/Button";
+import { Badge, ErrorNotice, ProgressBar, type Tone } from "../ui/Feedback";
+import { Icon } from "../ui/Icon";
+
+interface UploadListProps {
+  items: UploadItem[];
+  onCancel: (id: string) => void;
+  onDismiss: (id: string) => void;
+}
+
+function outcome(item: UploadItem, t: Translate): { tone: Tone; label: string } {
+  if (item.phase === "error") {
+    return item.error?.code === "cancelled"
+      ? { tone: "neutral", label: t("upload.cancelled") }
+      : { tone: "danger", label: t("upload.error") };
+  }
+  const result = item.result!;
+  switch (result.outcome) {
+    case "indexed":
+      return { tone: "success", label: t("upload.indexed", { n: result.chunks }) };
+    case "unchanged":
+      return { tone: "info", label: t("upload.unchanged") };
+    case "failed":
+      return { tone: "danger", label: t("upload.failed") };
+    case "rejected":
+      return { tone: "warning", label: t("upload.rejected") };
+  }
+}
+
+export function UploadList({ items, onCancel, onDismiss }: UploadListProps) {
+  const { t, locale } = useI18n();
+  if (items.length === 0) return null;
+  return (
+    <ul className="upload-list" aria-label={t("upload.listLabel")}>
+      {items.map((item) => {
+        const name = item.file.name;
+        const finished = isFinished(item);
+        const shown = finished ? outcome(item, t) : null;
+        const reason = item.result?.error?.message;
+        return (
+          <li key={item.id} className={`upload-item phase-${item.phase}`}>
+            <Icon name="file" />
+            <div className="upload-main">
+              <div className="upload-head">
+                <span className="upload-name">{name}</span>
+                <span className="upload-size">{formatBytes(item.file.size, locale)}</span>
+              </div>
+              {item.phase === "queued" && <span className="muted small">{t("upload.queued")}</span>}
+              {item.phase === "uploading" && (
+                <div className="upload-progress">
+                  <ProgressBar value={item.progress} label={name} />
+                  <span className="small">{t("upload.uploading", { pct: Math.round(item.progress * 100) })}</span>
+                </div>
+              )}
+              {item.phase === "processing" && (
+                <div className="upload-progress">
+                  <div className="progress progress-indeterminate" aria-hidden="true">
+                    <div className="progress-bar" />
+                  </div>
+                  <span className="small">{t("upload.processing")}</span>
+                </div>
+              )}
+              {shown && (
+                <div className="upload-result" role="status">
+                  <Badge tone={shown.tone}>{shown.label}</Badge>
+                  {reason && <span className="upload-reason">{reason}</span>}
+                </div>
+              )}
+              {item.phase === "error" && item.error && item.error.code !== "cancelled" && (
+                <ErrorNotice error={new ApiError(0, item.error.code, item.error.message)} />
+              )}
+            </div>
+            {finished ? (
+              <IconButton icon="close" label={t("upload.dismiss", { name })} onClick={() => onDismiss(item.id)} />
+            ) : (
+              <IconButton icon="stop" label={t("upload.cancel", { name })} onClick={() => onCancel(item.id)} />
+            )}
+          </li>
+        );
+      })}
+    </ul>
+  );
+}
