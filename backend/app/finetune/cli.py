@@ -247,7 +247,8 @@ def _add_merge_parser(commands: argparse._SubParsersAction) -> None:
 
 def cmd_train(args: argparse.Namespace) -> int:
     """``rag finetune train``."""
-    from app.finetune.train import resolve_config, run_training
+    from app.finetune.train import run_training
+    from app.finetune.train_config import resolve_config
 
     config = resolve_config(
         args.output,

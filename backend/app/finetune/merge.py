@@ -12,6 +12,7 @@ from typing import Any, Literal
 
 from app.core.errors import InvalidInput, NotFound
 from app.core.logger import get_logger
+from app.finetune.peft_compat import peft_deprecations_silenced
 
 log = get_logger("finetune.merge")
 
@@ -54,7 +55,8 @@ def merge_adapter(
         "fp32": torch.float32,
     }[dtype]
     base = AutoModelForCausalLM.from_pretrained(base_id, dtype=torch_dtype)
-    merged = PeftModel.from_pretrained(base, str(adapter)).merge_and_unload()
+    with peft_deprecations_silenced():
+        merged = PeftModel.from_pretrained(base, str(adapter)).merge_and_unload()
     output.mkdir(parents=True, exist_ok=True)
     merged.save_pretrained(output)
     # The adapter folder's tokenizer carries the chat template the adapter was trained with.

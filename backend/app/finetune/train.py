@@ -42,6 +42,7 @@ from app.finetune.checkpoint import latest_resumable, load_checkpoint, save_chec
 from app.finetune.examples import PreparedData, prepare_examples
 from app.finetune.governor import LoadGovernor
 from app.finetune.packing import IGNORE_INDEX, Batch, DataPosition, RowStream, collate
+from app.finetune.peft_compat import peft_deprecations_silenced
 from app.finetune.prompts import COMPACT_LLAMA3_TEMPLATE, chat_template_for
 from app.finetune.train_config import RUN_FILE, TrainConfig
 
@@ -387,7 +388,8 @@ def _load_model(config: TrainConfig, device: torch.device) -> tuple[Any, torch.d
         task_type="CAUSAL_LM",
     )
     try:
-        return get_peft_model(model, lora), dtype
+        with peft_deprecations_silenced():
+            return get_peft_model(model, lora), dtype
     except ValueError as exc:
         raise InvalidInput(f"cannot attach LoRA to {config.model}: {exc}") from exc
 

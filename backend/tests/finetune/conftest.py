@@ -1,12 +1,24 @@
-"""Fixtures of the fine-tuning tests: one tiny pre-trained chat model per test session."""
+"""Fixtures of the fine-tuning tests: one tiny pre-trained chat model per session, small data sets."""
 
 from __future__ import annotations
 
+import gzip
+import json
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from tests.utils.tiny_lm import NSMC_TRAIN, build_tiny_model_dir
+
+# A mapping the adapter can learn in a few dozen steps: each rating has its own sentence.
+RATING_SENTENCES = {
+    1: "최악의 영화 돈 아깝다",
+    3: "기대보다 많이 아쉽다",
+    5: "보통이다 무난하다",
+    8: "배우들 연기가 좋다",
+    10: "인생 영화 최고다",
+}
 
 
 @pytest.fixture(scope="session")
@@ -23,3 +35,36 @@ def tiny_model_dir(tmp_path_factory: pytest.TempPathFactory, nsmc_train: Path) -
     return build_tiny_model_dir(
         tmp_path_factory.mktemp("tiny-lm") / "model", data=nsmc_train, pretrain_steps=300
     )
+
+
+@pytest.fixture(scope="session")
+def rating_sentences_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """JSONL with one fixed sentence for each of five ratings out of 10."""
+    path = tmp_path_factory.mktemp("mapping") / "ratings.jsonl"
+    path.write_text(
+        "".join(
+            json.dumps({"review": text, "rating": rating}, ensure_ascii=False) + "\n"
+            for rating, text in RATING_SENTENCES.items()
+        ),
+        encoding="utf-8",
+    )
+    return path
+
+
+@pytest.fixture(scope="session")
+def nsmc_sample(tmp_path_factory: pytest.TempPathFactory, nsmc_train: Path) -> Path:
+    """The first 600 NSMC reviews as an uncompressed TSV (header included)."""
+    path = tmp_path_factory.mktemp("nsmc") / "sample.tsv"
+    with gzip.open(nsmc_train, "rt", encoding="utf-8") as f:
+        path.write_text("".join(next(f) for _ in range(601)), encoding="utf-8")
+    return path
+
+
+@pytest.fixture(autouse=True)
+def _restore_torch_threads() -> Iterator[None]:
+    """The governor sets torch's thread count process-wide; give other tests theirs back."""
+    import torch
+
+    threads = torch.get_num_threads()
+    yield
+    torch.set_num_threads(threads)
