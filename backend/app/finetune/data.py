@@ -33,6 +33,8 @@ DataFormat = Literal["auto", "nsmc-tsv", "nsmc-raw", "naver-shopping", "jsonl", 
 DATA_FORMATS: tuple[str, ...] = ("auto", "nsmc-tsv", "nsmc-raw", "naver-shopping", "jsonl", "csv")
 _NSMC_HEADER = ["review_id", "movie_id", "rating", "review"]
 _WHITESPACE = re.compile(r"\s+")
+# Scales fixed by the corpus; generic JSONL/CSV are detected from the largest rating.
+_FORMAT_SCALES = {"nsmc-tsv": 10, "nsmc-raw": 10, "naver-shopping": 5}
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,7 +55,7 @@ class DataOptions:
     rating_column: str = "rating"
     subject_column: str | None = None
     rating_scale: int | None = None
-    """Declared scale (5 or 10); ``None`` detects it from the largest rating seen."""
+    """Declared scale (5 or 10); ``None``: the corpus's own, or detected from the largest rating."""
     min_chars: int = 1
     max_chars: int = 300
     """Longer reviews are dropped: they are rare, and one would fill a packed sequence alone."""
@@ -137,7 +139,7 @@ def load_reviews(path: Path, options: DataOptions) -> tuple[list[Review], DataRe
     report = DataReport(data_format=fmt)
     raw = list(_read(path, fmt, options, report))
     report.read += len(raw)
-    report.rating_scale = _rating_scale(raw, options.rating_scale)
+    report.rating_scale = _rating_scale(raw, options.rating_scale or _FORMAT_SCALES.get(fmt))
 
     reviews: list[Review] = []
     seen: set[str] = set()
