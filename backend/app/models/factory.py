@@ -42,10 +42,16 @@ def build_llm_client(settings: LLMSettings) -> LLMClient:
             except ImportError as error:
                 raise _missing("LLM_PROVIDER=anthropic", "pip install anthropic", error) from error
             return AnthropicLLM(settings)
+        case "local":
+            try:
+                from app.models.local import LocalLLM
+            except ImportError as error:
+                raise _missing("LLM_PROVIDER=local", "pip install '.[local]'", error) from error
+            return LocalLLM(settings)
         case provider:
             raise ModelUnavailable(
                 f"LLM provider {provider!r} is not available in this build; "
-                "choose extractive, fake, openai or anthropic."
+                "choose extractive, fake, openai, anthropic or local."
             )
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -45,10 +46,10 @@ def test_llm_providers(settings: dict, cls: type, name: str) -> None:
     asyncio.run(llm.aclose())
 
 
-def test_unknown_llm_provider_is_model_unavailable() -> None:
-    # `local` is a valid setting whose adapter lives in models/local.py, outside this factory's cases.
-    with pytest.raises(ModelUnavailable, match="LLM provider 'local' is not available"):
-        build_llm_client(LLMSettings(provider="local"))
+def test_local_provider_with_a_missing_model_is_model_unavailable(tmp_path: Path) -> None:
+    settings = LLMSettings(provider="local", local_model=str(tmp_path / "absent"))
+    with pytest.raises(ModelUnavailable, match="Cannot load the tokenizer of LOCAL_MODEL"):
+        build_llm_client(settings)
 
 
 def test_hash_embedder_takes_the_dimension() -> None:

@@ -1,0 +1,213 @@
+"""The local Hugging Face adapter on a tiny Llama with two LoRA adapters: loading, adapters,
+dynamic batching, streaming, seeds, and the errors that must surface at start-up."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import shutil
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+
+import pytest
+
+from app.core.errors import InvalidInput, ModelUnavailable
+from app.models.base import ChatMessage, GenerationOptions, LLMClient
+from app.models.batching import DynamicBatcher
+from app.models.factory import build_llm_client
+from app.models.local import LocalLLM
+from tests.utils.local_llm import ServingDirs, build_adapter, tiny_serving
+
+GREEDY = GenerationOptions(temperature=0.0, max_tokens=12)
+
+
+def _messages(rating: int) -> list[ChatMessage]:
+    return [
+        ChatMessage("system", "너는 리뷰 작가다."),
+        ChatMessage("user", f"별점 {rating}/10점 리뷰를 써 주세요"),
+    ]
+
+
+def _options(**changes: object) -> GenerationOptions:
+    values = {"temperature": 0.0, "max_tokens": 12, **changes}
+    return GenerationOptions(**values)
+
+
+@pytest.fixture(scope="module")
+def dirs(tmp_path_factory: pytest.TempPathFactory) -> ServingDirs:
+    return tiny_serving(tmp_path_factory)
+
+
+@pytest.fixture(scope="module")
+def llm(dirs: ServingDirs) -> Iterator[LocalLLM]:
+    model = LocalLLM(dirs.settings())
+    yield model
+    asyncio.run(model.aclose())
+
+
+def test_loads_on_cpu_in_float32_with_both_adapters(llm: LocalLLM, dirs: ServingDirs) -> None:
+    assert isinstance(llm, LLMClient)
+    assert llm.name == f"local:{dirs.model}"
+    assert llm.adapters == ("reviews", "other")
+    assert (llm.device.type, str(llm.dtype), llm.quantization) == ("cpu", "torch.float32", None)
+
+
+def test_factory_builds_the_local_model(dirs: ServingDirs) -> None:
+    client = build_llm_client(dirs.settings(lora_adapters={}))
+    try:
+        assert isinstance(client, LocalLLM)
+        assert client.adapters == ()
+    finally:
+        asyncio.run(client.aclose())
+
+
+def test_each_adapter_changes_the_output_and_none_is_the_base(
+    llm: LocalLLM, dirs: ServingDirs
+) -> None:
+    async def run(model: LocalLLM, adapter: str | None) -> str:
+        return await model.complete(_messages(9), _options(adapter=adapter))
+
+    base_only = LocalLLM(dirs.settings(lora_adapters={}))
+    try:
+        plain = asyncio.run(run(base_only, None))
+    finally:
+        asyncio.run(base_only.aclose())
+    outputs = {adapter: asyncio.run(run(llm, adapter)) for adapter in (None, "reviews", "other")}
+    assert outputs[None] == plain
+    assert len(set(outputs.values())) == 3
+    # Switching back and forth leaves no adapter state behind.
+    assert asyncio.run(run(llm, "reviews")) == outputs["reviews"]
+    assert asyncio.run(run(llm, None)) == plain
+
+
+def test_concurrent_requests_run_as_one_batch_with_the_same_results(llm: LocalLLM) -> None:
+    ratings = [1, 3, 5, 7, 9, 10, 2, 8]
+    alone = [asyncio.run(llm.complete(_messages(r), GREEDY)) for r in ratings]
+    seen = len(llm.batch_sizes)
+
+    async def together() -> list[str]:
+        return await asyncio.gather(*(llm.complete(_messages(r), GREEDY) for r in ratings))
+
+    assert asyncio.run(together()) == alone
+    assert llm.batch_sizes[seen:] == [8]
+
+
+def test_requests_with_different_adapters_are_batched_apart(llm: LocalLLM) -> None:
+    seen = len(llm.batch_sizes)
+
+    async def mixed() -> list[str]:
+        adapters = ["reviews", "other", "reviews", None, "other", "reviews"]
+        return await asyncio.gather(
+            *(llm.complete(_messages(5), _options(adapter=a)) for a in adapters)
+        )
+
+    results = asyncio.run(mixed())
+    assert sorted(llm.batch_sizes[seen:]) == [1, 2, 3]
+    assert results[0] == results[2] == results[5]
+    assert results[1] == results[4]
+
+
+def test_stream_yields_the_same_text_as_complete(llm: LocalLLM) -> None:
+    async def pieces() -> list[str]:
+        return [p async for p in llm.stream(_messages(4), _options(adapter="reviews"))]
+
+    streamed = asyncio.run(pieces())
+    whole = asyncio.run(llm.complete(_messages(4), _options(adapter="reviews")))
+    assert len(streamed) > 1
+    assert "".join(streamed).strip() == whole
+
+
+def test_a_seed_makes_sampling_repeatable(llm: LocalLLM) -> None:
+    def sample(seed: int) -> str:
+        options = GenerationOptions(temperature=1.0, top_p=0.95, max_tokens=16, seed=seed)
+        return asyncio.run(llm.complete(_messages(6), options))
+
+    assert sample(7) == sample(7)
+    assert len({sample(seed) for seed in range(4)}) > 1
+
+
+def test_unknown_adapter_is_invalid_input(llm: LocalLLM) -> None:
+    with pytest.raises(InvalidInput, match=r"Unknown adapter 'nope'.*reviews, other"):
+        asyncio.run(llm.complete(_messages(5), _options(adapter="nope")))
+
+
+def test_missing_model_fails_at_start_up(tmp_path: Path, dirs: ServingDirs) -> None:
+    with pytest.raises(ModelUnavailable, match="Cannot load the tokenizer of LOCAL_MODEL"):
+        LocalLLM(dirs.settings(local_model=str(tmp_path / "absent"), lora_adapters={}))
+
+
+def test_missing_adapter_dir_fails_at_start_up(tmp_path: Path, dirs: ServingDirs) -> None:
+    with pytest.raises(ModelUnavailable, match="is not a directory"):
+        LocalLLM(dirs.settings(lora_adapters={"gone": tmp_path / "gone"}))
+    with pytest.raises(ModelUnavailable, match=r"no adapter_config\.json"):
+        LocalLLM(dirs.settings(lora_adapters={"empty": tmp_path}))
+
+
+def test_adapter_for_another_base_fails_at_start_up(tmp_path: Path, dirs: ServingDirs) -> None:
+    renamed = tmp_path / "renamed"
+    shutil.copytree(dirs.adapters["reviews"], renamed)
+    _set_base(renamed, "someone/another-model")
+    with pytest.raises(ModelUnavailable, match="was trained on someone/another-model"):
+        LocalLLM(dirs.settings(lora_adapters={"renamed": renamed}))
+
+    # Same recorded base, but built on a narrower model: the weight shapes do not fit.
+    narrow = _narrow_model(tmp_path / "narrow-model")
+    misfit = build_adapter(narrow, tmp_path / "misfit", seed=3)
+    _set_base(misfit, str(dirs.model))
+    with pytest.raises(ModelUnavailable, match="does not fit"):
+        LocalLLM(dirs.settings(lora_adapters={"misfit": misfit}))
+
+
+def test_quantisation_without_cuda_is_refused(dirs: ServingDirs) -> None:
+    with pytest.raises(ModelUnavailable, match="LOCAL_LOAD_IN_4BIT needs a CUDA GPU"):
+        LocalLLM(dirs.settings(local_load_in_4bit=True))
+
+
+def test_batcher_groups_by_key_and_reports_failures_to_every_caller() -> None:
+    calls: list[list[int]] = []
+
+    def run(batch: Sequence[int]) -> list[int]:
+        calls.append(list(batch))
+        if 6 in batch:
+            raise ValueError("bad item")
+        return [x * 10 for x in batch]
+
+    batcher: DynamicBatcher[int, int] = DynamicBatcher(
+        run, key=lambda x: x % 2, max_batch_size=3, window_s=0.05
+    )
+
+    async def go() -> list[int | BaseException]:
+        submits = (batcher.submit(x) for x in (1, 2, 3, 4, 6))
+        return await asyncio.gather(*submits, return_exceptions=True)
+
+    try:
+        results = asyncio.run(go())
+    finally:
+        batcher.close()
+    assert results[:3] == [10, 20, 30]
+    assert all(isinstance(r, ValueError) for r in results[3:])
+    # Three per batch at most, split by key: [1, 3] and [2], then [4, 6] (which fails).
+    assert sorted(calls) == [[1, 3], [2], [4, 6]]
+    assert sorted(batcher.batch_sizes) == [1, 2, 2]
+
+
+def _set_base(adapter: Path, base: str) -> None:
+    config_file = adapter / "adapter_config.json"
+    config = json.loads(config_file.read_text(encoding="utf-8"))
+    config["base_model_name_or_path"] = base
+    config_file.write_text(json.dumps(config), encoding="utf-8")
+
+
+def _narrow_model(path: Path) -> Path:
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    config = LlamaConfig(
+        vocab_size=64,
+        hidden_size=32,
+        intermediate_size=64,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+    )
+    LlamaForCausalLM(config).save_pretrained(path)
+    return path

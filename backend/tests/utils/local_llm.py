@@ -1,0 +1,78 @@
+"""A tiny local chat model with two LoRA adapters on it, built once per test session.
+
+The adapters start from random (not zero) LoRA B matrices with different seeds, so each one
+measurably moves the base model's output, and differently from the other.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import cache
+from pathlib import Path
+
+import pytest
+
+from app.core.config import LLMSettings
+from tests.utils.tiny_lm import NSMC_TRAIN, build_tiny_model_dir
+
+ADAPTER_SEEDS = {"reviews": 1, "other": 2}
+
+
+@dataclass(frozen=True)
+class ServingDirs:
+    """Where the tiny base model and its adapters were written."""
+
+    model: Path
+    adapters: dict[str, Path]
+
+    def settings(self, **overrides: object) -> LLMSettings:
+        """``LLM_PROVIDER=local`` settings serving this model and both adapters."""
+        values: dict[str, object] = {
+            "provider": "local",
+            "local_model": str(self.model),
+            "lora_adapters": dict(self.adapters),
+            "local_device": "cpu",
+            "local_batch_window_ms": 50.0,
+            **overrides,
+        }
+        return LLMSettings(**values)
+
+
+@cache
+def serving_dirs(root: Path) -> ServingDirs:
+    """Build (once per ``root``) the tiny model and the ``reviews`` / ``other`` adapters."""
+    model = build_tiny_model_dir(root / "model", data=NSMC_TRAIN, pretrain_steps=50)
+    return ServingDirs(
+        model,
+        {name: build_adapter(model, root / name, seed) for name, seed in ADAPTER_SEEDS.items()},
+    )
+
+
+def build_adapter(model_dir: Path, output: Path, seed: int, *, rank: int = 4) -> Path:
+    """Save a LoRA adapter for ``model_dir`` whose weights are drawn from ``seed``."""
+    import torch
+    from peft import LoraConfig, get_peft_model
+    from transformers import AutoModelForCausalLM
+
+    from app.finetune.peft_compat import peft_deprecations_silenced
+
+    torch.manual_seed(seed)
+    base = AutoModelForCausalLM.from_pretrained(model_dir)
+    config = LoraConfig(
+        r=rank,
+        lora_alpha=4 * rank,
+        target_modules=["q_proj", "v_proj", "o_proj"],
+        # Random B (instead of zeros) so the untrained adapter already changes the output.
+        init_lora_weights=False,
+        task_type="CAUSAL_LM",
+    )
+    with peft_deprecations_silenced():
+        get_peft_model(base, config).save_pretrained(output)
+    return output
+
+
+def tiny_serving(tmp_path_factory: pytest.TempPathFactory) -> ServingDirs:
+    """The session's tiny model and adapters; skips when the shared review data is absent."""
+    if not NSMC_TRAIN.exists():
+        pytest.skip(f"shared data not found at {NSMC_TRAIN}")
+    return serving_dirs(tmp_path_factory.getbasetemp() / "local-serving")
