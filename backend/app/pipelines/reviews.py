@@ -1,0 +1,149 @@
+"""Review writing: a star rating in, reviews out, through any ``LLMClient``.
+
+The prompt is the one the adapter was trained on (``app.finetune.prompts.review_messages``), so a
+LoRA adapter sees at generation time exactly the text it learnt from. ``n`` reviews are ``n``
+concurrent requests with seeds derived from the request's seed: a batching model (``LocalLLM``)
+generates them together, and the same request with the same seed gives the same reviews.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass
+
+from app.core.errors import InvalidInput
+from app.finetune.prompts import review_messages
+from app.models.base import ChatMessage, GenerationOptions, LLMClient
+
+SCALES = (5, 10)
+MAX_REVIEWS = 8
+MAX_NEW_TOKENS = 512
+MAX_SUBJECT_CHARS = 200
+
+
+@dataclass(frozen=True, slots=True)
+class ReviewRequest:
+    """What to write: the rating and its scale, an optional subject, and sampling knobs."""
+
+    rating: int
+    scale: int = 10
+    subject: str | None = None
+    n: int = 1
+    temperature: float = 0.9
+    top_p: float = 0.95
+    max_new_tokens: int = 128
+    seed: int | None = None
+    adapter: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Review:
+    """One written review and the rating it was written for."""
+
+    text: str
+    rating: int
+
+
+@dataclass(frozen=True, slots=True)
+class ReviewToken:
+    """A piece of review number ``index`` (0-based), as it is generated."""
+
+    index: int
+    text: str
+
+
+@dataclass(frozen=True, slots=True)
+class ReviewsDone:
+    """All reviews, finished."""
+
+    reviews: list[Review]
+
+
+ReviewEvent = ReviewToken | ReviewsDone
+
+
+class ReviewWriter:
+    """Writes reviews with an injected LLM; ``adapters`` are the adapter names it may ask for."""
+
+    def __init__(self, llm: LLMClient, *, adapters: Sequence[str] = ()) -> None:
+        self._llm = llm
+        self._adapters = tuple(adapters)
+
+    async def generate(self, request: ReviewRequest) -> list[Review]:
+        """Write ``request.n`` reviews at once (concurrently, so a batching model batches them)."""
+        messages = self._messages(request)
+        texts = await asyncio.gather(
+            *(self._llm.complete(messages, options) for options in self._options(request))
+        )
+        return [Review(text.strip(), request.rating) for text in texts]
+
+    def stream(self, request: ReviewRequest) -> AsyncIterator[ReviewEvent]:
+        """Validate now, then yield the reviews one after another, piece by piece, then all."""
+        messages = self._messages(request)
+        return self._stream(request, messages)
+
+    async def _stream(
+        self, request: ReviewRequest, messages: list[ChatMessage]
+    ) -> AsyncIterator[ReviewEvent]:
+        reviews: list[Review] = []
+        for index, options in enumerate(self._options(request)):
+            pieces: list[str] = []
+            async for piece in self._llm.stream(messages, options):
+                if piece:
+                    pieces.append(piece)
+                    yield ReviewToken(index, piece)
+            reviews.append(Review("".join(pieces).strip(), request.rating))
+        yield ReviewsDone(reviews)
+
+    def _messages(self, request: ReviewRequest) -> list[ChatMessage]:
+        _validate(request, self._adapters)
+        return [
+            ChatMessage(m["role"], m["content"])
+            for m in review_messages(request.rating, request.scale, request.subject)
+        ]
+
+    @staticmethod
+    def _options(request: ReviewRequest) -> list[GenerationOptions]:
+        seeds = [None if request.seed is None else request.seed + i for i in range(request.n)]
+        return [
+            GenerationOptions(
+                temperature=request.temperature,
+                max_tokens=request.max_new_tokens,
+                top_p=request.top_p,
+                seed=seed,
+                adapter=request.adapter,
+            )
+            for seed in seeds
+        ]
+
+
+def _validate(request: ReviewRequest, adapters: Sequence[str]) -> None:
+    if request.scale not in SCALES:
+        raise InvalidInput(f"scale must be 5 or 10, got {request.scale}.", code="invalid_scale")
+    if not 1 <= request.rating <= request.scale:
+        raise InvalidInput(
+            f"rating must be between 1 and {request.scale}, got {request.rating}.",
+            code="invalid_rating",
+        )
+    if not 1 <= request.n <= MAX_REVIEWS:
+        raise InvalidInput(
+            f"n must be between 1 and {MAX_REVIEWS}, got {request.n}.", code="too_many_reviews"
+        )
+    if not 0.0 <= request.temperature <= 2.0:
+        raise InvalidInput(f"temperature must be between 0 and 2, got {request.temperature}.")
+    if not 0.0 < request.top_p <= 1.0:
+        raise InvalidInput(f"top_p must be in (0, 1], got {request.top_p}.")
+    if not 1 <= request.max_new_tokens <= MAX_NEW_TOKENS:
+        raise InvalidInput(
+            f"max_new_tokens must be between 1 and {MAX_NEW_TOKENS}, got {request.max_new_tokens}."
+        )
+    if request.subject is not None and len(request.subject) > MAX_SUBJECT_CHARS:
+        raise InvalidInput(f"subject must be at most {MAX_SUBJECT_CHARS} characters.")
+    if request.adapter is not None and request.adapter not in adapters:
+        known = (
+            ", ".join(adapters) if adapters else "none (set LLM_PROVIDER=local and LORA_ADAPTERS)"
+        )
+        raise InvalidInput(
+            f"Unknown adapter {request.adapter!r}; available: {known}.", code="unknown_adapter"
+        )
