@@ -1,6 +1,6 @@
 /** Chat: questions answered from the indexed documents, streamed, with citations to their sources. */
 import { useQuery } from "@tanstack/react-query";
-import { useLayoutEffect, useRef, useState } from "react";
+import { useEffect, useLayoutEffect, useRef, useState } from "react";
 
 import { ChatSettings } from "../components/Chat/ChatSettings";
 import { Composer } from "../components/Chat/Composer";
@@ -24,6 +24,8 @@ export function ChatPage() {
   const [citing, setCiting] = useState<Source | null>(null);
   const [listOpen, setListOpen] = useState(false);
   const scroller = useRef<HTMLDivElement>(null);
+  const sidebar = useRef<HTMLElement>(null);
+  const listToggle = useRef<HTMLButtonElement>(null);
   const pinned = useRef(true);
   const { active } = chat;
   const last = active.messages[active.messages.length - 1];
@@ -37,6 +39,19 @@ export function ChatPage() {
     if (element && pinned.current) element.scrollTop = element.scrollHeight;
   }, [active.id, active.messages]);
 
+  // On a phone the list is a drawer: focus goes into it when it opens, Escape closes it.
+  useEffect(() => {
+    if (!listOpen) return;
+    sidebar.current?.querySelector<HTMLElement>("button")?.focus();
+    const onKey = (event: KeyboardEvent) => {
+      if (event.key !== "Escape") return;
+      setListOpen(false);
+      listToggle.current?.focus();
+    };
+    document.addEventListener("keydown", onKey);
+    return () => document.removeEventListener("keydown", onKey);
+  }, [listOpen]);
+
   const onScroll = () => {
     const element = scroller.current!;
     pinned.current = element.scrollHeight - element.scrollTop - element.clientHeight < PIN_SLACK_PX;
@@ -49,7 +64,11 @@ export function ChatPage() {
 
   return (
     <div className="chat-layout">
-      <aside className={`chat-sidebar ${listOpen ? "is-open" : ""}`} aria-label={t("chat.conversations")}>
+      <aside
+        ref={sidebar}
+        className={`chat-sidebar ${listOpen ? "is-open" : ""}`}
+        aria-label={t("chat.conversations")}
+      >
         <ConversationList
           conversations={chat.conversations}
           activeId={active.id}
@@ -64,6 +83,7 @@ export function ChatPage() {
       <section className="chat-main" aria-labelledby="chat-heading">
         <div className="chat-toolbar">
           <IconButton
+            ref={listToggle}
             icon="menu"
             className="chat-list-toggle"
             label={t("chat.openList")}

@@ -62,7 +62,9 @@ export function StatusPage() {
                   <span className={`dot ${check.ok ? "dot-ok" : "dot-bad"}`} aria-hidden="true" />
                   <span className="check-name">{name}</span>
                   <span className="sr-only">{check.ok ? t("common.ok") : t("common.problem")}</span>
-                  <span className="muted small check-detail">{check.detail}</span>
+                  <span className="muted small check-detail" title={check.detail}>
+                    {check.detail}
+                  </span>
                 </li>
               ))}
             </ul>

@@ -7,7 +7,7 @@ import { citedNumbers } from "../../lib/citations";
 import type { ChatMessage } from "../../lib/conversations";
 import type { Source } from "../../lib/types";
 import { CopyButton } from "../ui/CopyButton";
-import { ErrorNotice, Spinner } from "../ui/Feedback";
+import { Badge, ErrorNotice, Spinner } from "../ui/Feedback";
 import { AnswerText } from "./AnswerText";
 
 interface MessageViewProps {
@@ -69,7 +69,7 @@ export function MessageView({ message, onCite }: MessageViewProps) {
       )}
       {/* Kept in the layout while streaming (hidden), so the page does not jump when the answer ends. */}
       <div className={`message-actions ${live ? "is-hidden" : ""}`}>
-        {message.status === "stopped" && <span className="badge badge-warning">{t("chat.stopped")}</span>}
+        {message.status === "stopped" && <Badge tone="warning">{t("chat.stopped")}</Badge>}
         <CopyButton text={message.content} label={t("chat.copy")} />
       </div>
     </article>
