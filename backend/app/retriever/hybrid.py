@@ -1,0 +1,98 @@
+"""Search over the store by meaning (dense), by words (sparse, BM25) or both fused (hybrid).
+
+Hybrid search takes ``settings.candidates`` hits from each ranking and merges them with
+reciprocal rank fusion: a chunk scores ``sum(1 / (rrf_k + rank))`` over the rankings it appears
+in (rank 1 is the best). Fusion needs no calibration between cosine similarities and BM25
+scores, which live on unrelated scales, and a chunk found by both rises above one found by either.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from app.core.config import RetrievalSettings, SearchMode
+from app.core.errors import InvalidInput
+from app.models.base import EmbeddingClient
+from app.retriever.korean import search_tokens
+from app.retriever.types import SearchHit
+from app.retriever.vector_store import PGVectorStore
+
+_MODES = ("hybrid", "dense", "sparse")
+
+
+class HybridRetriever:
+    """The ``Retriever`` of the RAG chain, over a ``PGVectorStore`` and an embedder."""
+
+    def __init__(
+        self, store: PGVectorStore, embedder: EmbeddingClient, settings: RetrievalSettings
+    ) -> None:
+        self._store = store
+        self._embedder = embedder
+        self._settings = settings
+
+    def search(
+        self,
+        query: str,
+        *,
+        top_k: int,
+        mode: SearchMode,
+        collection: str | None = None,
+        filters: dict[str, Any] | None = None,
+    ) -> list[SearchHit]:
+        """At most ``top_k`` ready chunks for ``query``, best first.
+
+        ``dense`` and ``sparse`` hits carry their own score (cosine similarity, BM25);
+        ``hybrid`` hits carry the fused score.
+        """
+        if not isinstance(query, str) or not query.strip():
+            raise InvalidInput("The search query is empty.")
+        if isinstance(top_k, bool) or not isinstance(top_k, int) or top_k < 1:
+            raise InvalidInput(f"top_k must be a positive whole number, not {top_k!r}.")
+        if mode not in _MODES:
+            raise InvalidInput(f"Unknown search mode {mode!r}; use one of {', '.join(_MODES)}.")
+        if mode == "dense":
+            return self._dense(query, top_k, collection, filters)
+        if mode == "sparse":
+            return self._sparse(query, top_k, collection, filters)
+        candidates = max(self._settings.candidates, top_k)
+        return reciprocal_rank_fusion(
+            [
+                self._dense(query, candidates, collection, filters),
+                self._sparse(query, candidates, collection, filters),
+            ],
+            rrf_k=self._settings.rrf_k,
+        )[:top_k]
+
+    def _dense(
+        self, query: str, k: int, collection: str | None, filters: dict[str, Any] | None
+    ) -> list[SearchHit]:
+        embedding = self._embedder.embed_query(query)
+        return self._store.search_dense(embedding, k=k, collection=collection, filters=filters)
+
+    def _sparse(
+        self, query: str, k: int, collection: str | None, filters: dict[str, Any] | None
+    ) -> list[SearchHit]:
+        tokens = search_tokens(query)
+        return self._store.search_sparse(tokens, k=k, collection=collection, filters=filters)
+
+
+def reciprocal_rank_fusion(rankings: list[list[SearchHit]], *, rrf_k: int) -> list[SearchHit]:
+    """Merge rankings of hits by ``sum(1 / (rrf_k + rank))``; ties keep the earlier ranking's order."""
+    fused: dict[str, float] = {}
+    first_seen: dict[str, SearchHit] = {}
+    for ranking in rankings:
+        for rank, hit in enumerate(ranking, start=1):
+            fused[hit.chunk_id] = fused.get(hit.chunk_id, 0.0) + 1.0 / (rrf_k + rank)
+            first_seen.setdefault(hit.chunk_id, hit)
+    # dicts keep insertion order and sorted() is stable, so equal scores stay in first-seen order.
+    order = sorted(fused, key=lambda chunk_id: fused[chunk_id], reverse=True)
+    return [
+        SearchHit(
+            document_id=first_seen[chunk_id].document_id,
+            chunk_id=chunk_id,
+            text=first_seen[chunk_id].text,
+            score=fused[chunk_id],
+            metadata=first_seen[chunk_id].metadata,
+        )
+        for chunk_id in order
+    ]
