@@ -13,7 +13,7 @@ from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import FileResponse, JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from app.api.routers import chat, documents, health, search, status
+from app.api.routers import chat, documents, health, models, reviews, search, status
 from app.api.sse import error_payload
 from app.components import Components
 from app.core.config import Settings, get_settings
@@ -113,7 +113,7 @@ def create_app(
         + 1024 * 1024,
     )
     _install_error_handlers(app)
-    for module in (health, search, chat, documents, status):
+    for module in (health, search, chat, documents, status, models, reviews):
         app.include_router(module.router)
     if settings.api.cors_origins:
         app.add_middleware(

@@ -1,0 +1,120 @@
+"""``/api/reviews``: reviews for a star rating, written by the configured (fine-tuned) model."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Annotated, Literal
+
+from fastapi import APIRouter, Depends
+from pydantic import BaseModel, ConfigDict, Field
+
+from app.api.deps import LLMDep, SettingsDep
+from app.api.schemas import ErrorResponse
+from app.api.sse import format_event, sse_response
+from app.core.errors import ModelUnavailable
+from app.models.base import LLMClient
+from app.pipelines.reviews import (
+    MAX_NEW_TOKENS,
+    MAX_REVIEWS,
+    MAX_SUBJECT_CHARS,
+    Review,
+    ReviewRequest,
+    ReviewsDone,
+    ReviewToken,
+    ReviewWriter,
+)
+
+router = APIRouter(prefix="/api/reviews", tags=["reviews"])
+
+_ERRORS = {422: {"model": ErrorResponse}, 503: {"model": ErrorResponse}}
+
+NOT_CONFIGURED = (
+    "Review writing needs a generative model, and LLM_PROVIDER=extractive only quotes documents. "
+    "Set LLM_PROVIDER=local with LOCAL_MODEL=<hub id or folder> and "
+    "LORA_ADAPTERS=reviews=/path/to/adapter (the folder `rag finetune train` wrote), "
+    "or LLM_PROVIDER=openai / anthropic, and restart."
+)
+
+
+class ReviewGenerateRequest(BaseModel):
+    """What to write; ``rating`` must be within ``1..scale``."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    rating: int = Field(ge=1, le=10, description="Stars, 1..scale.")
+    scale: Literal[5, 10] = Field(default=10, description="Out of how many stars.")
+    subject: str | None = Field(
+        default=None, max_length=MAX_SUBJECT_CHARS, description="Movie or product name."
+    )
+    n: int = Field(default=1, ge=1, le=MAX_REVIEWS, description="How many reviews.")
+    temperature: float = Field(default=0.9, ge=0.0, le=2.0, description="0 is greedy.")
+    top_p: float = Field(default=0.95, gt=0.0, le=1.0, description="Nucleus sampling mass.")
+    max_new_tokens: int = Field(default=128, ge=1, le=MAX_NEW_TOKENS)
+    seed: int | None = Field(default=None, ge=0, description="Same seed, same reviews.")
+    adapter: str | None = Field(
+        default=None, description="LoRA adapter name (see GET /api/models); null for the base."
+    )
+
+    def to_request(self) -> ReviewRequest:
+        """The pipeline's request."""
+        return ReviewRequest(**self.model_dump())
+
+
+class ReviewOut(BaseModel):
+    text: str
+    rating: int
+
+
+class ReviewsResponse(BaseModel):
+    reviews: list[ReviewOut]
+    model: str = Field(description="The model that wrote them, e.g. local:<base model>.")
+    adapter: str | None = Field(description="The adapter used; null for the base model.")
+
+
+def get_review_writer(llm: LLMDep, settings: SettingsDep) -> ReviewWriter:
+    """A writer over the configured LLM and its adapters; 503 when that LLM cannot write."""
+    if settings.llm.provider == "extractive":
+        raise ModelUnavailable(NOT_CONFIGURED)
+    adapters = list(settings.llm.lora_adapters) if settings.llm.provider == "local" else []
+    return ReviewWriter(llm, adapters=adapters)
+
+
+ReviewWriterDep = Annotated[ReviewWriter, Depends(get_review_writer)]
+
+
+def _response(reviews: list[Review], llm: LLMClient, adapter: str | None) -> ReviewsResponse:
+    return ReviewsResponse(
+        reviews=[ReviewOut(text=r.text, rating=r.rating) for r in reviews],
+        model=llm.name,
+        adapter=adapter,
+    )
+
+
+@router.post("/generate", response_model=ReviewsResponse, responses=_ERRORS)
+async def generate(
+    body: ReviewGenerateRequest, writer: ReviewWriterDep, llm: LLMDep
+) -> ReviewsResponse:
+    """Write ``n`` reviews that match the rating, with the prompt the adapter was trained on."""
+    reviews = await writer.generate(body.to_request())
+    return _response(reviews, llm, body.adapter)
+
+
+@router.post("/generate/stream", responses={200: {"content": {"text/event-stream": {}}}, **_ERRORS})
+async def generate_stream(body: ReviewGenerateRequest, writer: ReviewWriterDep, llm: LLMDep):
+    """Stream the reviews as Server-Sent Events: ``token`` ``{index, text}`` events, then ``done``.
+
+    ``done`` carries the same body as ``POST /api/reviews/generate``. The reviews are written one
+    after another; a failure after streaming began arrives as an ``error`` event.
+    """
+    events = writer.stream(body.to_request())
+
+    async def frames() -> AsyncIterator[str]:
+        async for event in events:
+            match event:
+                case ReviewToken(index=index, text=text):
+                    yield format_event("token", {"index": index, "text": text})
+                case ReviewsDone(reviews=reviews):
+                    done = _response(reviews, llm, body.adapter)
+                    yield format_event("done", done.model_dump(mode="json"))
+
+    return sse_response(frames())
