@@ -90,7 +90,7 @@ class Indexer:
             )
         collection = self._collection(collection)
         source = source or filename
-        extra = _json_object(metadata or {}, "metadata")
+        extra = _plain_json(metadata or {})
         documents = load_documents(filename, data)
         several = len(documents) > 1
         results = []
@@ -282,9 +282,9 @@ def _wanted(relative: Path) -> bool:
     )
 
 
-def _json_object(value: dict[str, Any], what: str) -> dict[str, Any]:
+def _plain_json(metadata: dict[str, Any]) -> dict[str, Any]:
     try:
-        json.dumps(value)
+        json.dumps(metadata, allow_nan=False)
     except (TypeError, ValueError) as exc:
-        raise InvalidInput(f"{what} must be plain JSON: {exc}") from None
-    return value
+        raise InvalidInput(f"metadata must be plain JSON: {exc}") from None
+    return metadata

@@ -52,15 +52,11 @@ def _keep(token: Token) -> bool:
     return token.tag.split("-", 1)[0] in _CONTENT_TAGS
 
 
-def _normalise(form: str) -> str:
-    return form.lower()
-
-
 def search_tokens(text: str) -> list[str]:
     """Content morphemes of ``text``, in order, for BM25: nouns, stems, Latin words (lower-cased), numbers, Hanja."""
     if not text.strip():
         return []
-    return [_normalise(t.form) for t in get_kiwi().tokenize(text) if _keep(t)]
+    return [t.form.lower() for t in get_kiwi().tokenize(text) if _keep(t)]
 
 
 def search_tokens_many(texts: Sequence[str]) -> list[list[str]]:
@@ -71,7 +67,7 @@ def search_tokens_many(texts: Sequence[str]) -> list[list[str]]:
         return results
     analysed = get_kiwi().tokenize([texts[i] for i in todo])
     for i, tokens in zip(todo, analysed, strict=True):
-        results[i] = [_normalise(t.form) for t in tokens if _keep(t)]
+        results[i] = [t.form.lower() for t in tokens if _keep(t)]
     return results
 
 

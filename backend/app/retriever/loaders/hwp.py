@@ -45,7 +45,6 @@ _SECTION_STREAM = re.compile(r"Section(\d+)")
 
 _HWPX_SECTION = re.compile(r"Contents/section(\d+)\.xml")
 _HWPX_INLINE = {"tab": "\t", "lineBreak": "\n", "hyphen": "-", "nbSpace": " ", "fwSpace": " "}
-_XML_PARSER = etree.XMLParser(resolve_entities=False, no_network=True, huge_tree=False)
 
 
 def load_hwp(filename: str, data: bytes) -> list[LoadedDocument]:
@@ -146,10 +145,16 @@ def load_hwpx(filename: str, data: bytes) -> list[LoadedDocument]:
         )
         paragraphs: list[str] = []
         for _, name in sections:
-            paragraphs += _hwpx_paragraphs(etree.fromstring(archive.read(name), _XML_PARSER))
+            paragraphs += _hwpx_paragraphs(_parse_xml(archive.read(name)))
         title = _hwpx_title(archive) if "Contents/content.hpf" in names else ""
     text = clean_text("\n\n".join(paragraphs))
     return [LoadedDocument(text, title or stem(filename), {})]
+
+
+def _parse_xml(data: bytes) -> etree._Element:
+    # A parser object must not be shared between threads; entities are never expanded.
+    parser = etree.XMLParser(resolve_entities=False, no_network=True, huge_tree=False)
+    return etree.fromstring(data, parser)
 
 
 def _local(element: etree._Element) -> str:
@@ -208,7 +213,7 @@ def _hwpx_run_text(element: etree._Element) -> str:
 
 
 def _hwpx_title(archive: zipfile.ZipFile) -> str:
-    package = etree.fromstring(archive.read("Contents/content.hpf"), _XML_PARSER)
+    package = _parse_xml(archive.read("Contents/content.hpf"))
     for element in package.iter():
         if _local(element) == "title" and (element.text or "").strip():
             return " ".join(element.text.split())
