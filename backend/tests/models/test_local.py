@@ -8,6 +8,7 @@ import json
 import shutil
 from collections.abc import Iterator, Sequence
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -16,6 +17,9 @@ from app.models.base import ChatMessage, GenerationOptions, LLMClient
 from app.models.batching import DynamicBatcher
 from app.models.factory import build_llm_client
 from app.models.local import LocalLLM
+from app.pipelines.prompts import PromptSource, build_messages
+from app.pipelines.rag import DoneEvent, RAGPipeline, RetrievalOptions, SourcesEvent, TokenEvent
+from app.retriever.types import SearchHit
 from tests.utils.local_llm import ServingDirs, build_adapter, tiny_serving
 
 GREEDY = GenerationOptions(temperature=0.0, max_tokens=12)
@@ -124,6 +128,41 @@ def test_a_seed_makes_sampling_repeatable(llm: LocalLLM) -> None:
 
     assert sample(7) == sample(7)
     assert len({sample(seed) for seed in range(4)}) > 1
+
+
+class _FixedPassages:
+    """A retriever over two fixed passages: the chain's other half, kept local and exact."""
+
+    def search(self, query: str, *, top_k: int, mode: str, **_: Any) -> list[SearchHit]:
+        passages = ["미드나잇 인 파리는 2011년 영화다.", "주연은 오웬 윌슨이다."]
+        return [
+            SearchHit(f"doc-{i}", f"chunk-{i}", text, 1.0 / i, {"title": f"영화 {i}"})
+            for i, text in enumerate(passages[:top_k], start=1)
+        ]
+
+
+def test_the_rag_chain_answers_through_the_local_model(llm: LocalLLM) -> None:
+    options = RetrievalOptions(top_k=2, mode="hybrid")
+    pipeline = RAGPipeline(llm, _FixedPassages(), generation=_options(adapter="reviews"))
+    question = "미드나잇 인 파리의 주연은?"
+    answer = asyncio.run(pipeline.answer(question, options))
+    assert [s.text for s in answer.sources] == [
+        "미드나잇 인 파리는 2011년 영화다.",
+        "주연은 오웬 윌슨이다.",
+    ]
+    messages = build_messages(
+        question, [PromptSource(s.number, s.title, s.text) for s in answer.sources]
+    )
+    direct = asyncio.run(llm.complete(messages, _options(adapter="reviews")))
+    assert answer.answer == direct and direct
+
+    async def events() -> list[object]:
+        return [event async for event in pipeline.stream(question, options)]
+
+    streamed = asyncio.run(events())
+    assert isinstance(streamed[0], SourcesEvent)
+    assert any(isinstance(e, TokenEvent) for e in streamed)
+    assert streamed[-1] == DoneEvent(direct)
 
 
 def test_unknown_adapter_is_invalid_input(llm: LocalLLM) -> None:
