@@ -26,10 +26,10 @@ from xml.sax.saxutils import escape
 import docx
 import pytest
 
+from tests.conftest import SHARED_DATA
+
 Table = list[list[str]]
 Block = str | Table
-
-SHARED_DATA = Path(__file__).resolve().parents[3] / ".." / "shared" / "data"
 
 # ------------------------------------------------------------------------------ shared data
 
