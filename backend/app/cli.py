@@ -163,6 +163,45 @@ def cmd_docs_delete(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_generate(args: argparse.Namespace) -> int:
+    from app.models.factory import build_llm_client
+    from app.pipelines.reviews import ReviewRequest, review_writer_for
+
+    settings = get_settings()
+    request = ReviewRequest(
+        rating=args.rating,
+        scale=args.scale,
+        subject=args.subject,
+        n=args.n,
+        temperature=args.temperature,
+        top_p=args.top_p,
+        max_new_tokens=args.max_new_tokens,
+        seed=args.seed,
+        adapter=args.adapter,
+    )
+    llm = build_llm_client(settings.llm)
+
+    async def write() -> list[Any]:
+        try:
+            return await review_writer_for(llm, settings.llm).generate(request)
+        finally:
+            await llm.aclose()
+
+    reviews = asyncio.run(write())
+    if args.json:
+        _print_json(
+            {
+                "reviews": [dataclasses.asdict(r) for r in reviews],
+                "model": llm.name,
+                "adapter": args.adapter,
+            }
+        )
+        return 0
+    for number, review in enumerate(reviews, start=1):
+        print(f"{number}. [{review.rating}/{args.scale}] {review.text}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The full argument parser; each command sets ``func(args) -> exit code``."""
     parser = argparse.ArgumentParser(
@@ -208,6 +247,19 @@ def build_parser() -> argparse.ArgumentParser:
     docs_delete = docs_commands.add_parser("delete", help="delete a document by id")
     docs_delete.add_argument("document_id", metavar="ID")
     docs_delete.set_defaults(func=cmd_docs_delete)
+
+    generate = commands.add_parser("generate", help="write reviews for a star rating")
+    generate.add_argument("--rating", type=int, required=True, help="stars, 1..scale")
+    generate.add_argument("--scale", type=int, choices=(5, 10), default=10)
+    generate.add_argument("--subject", default=None, help="movie or product name")
+    generate.add_argument("--n", type=int, default=1, help="how many reviews (1-8)")
+    generate.add_argument("--adapter", default=None, help="LoRA adapter name (default: base)")
+    generate.add_argument("--temperature", type=float, default=0.9)
+    generate.add_argument("--top-p", type=float, default=0.95)
+    generate.add_argument("--max-new-tokens", type=int, default=128)
+    generate.add_argument("--seed", type=int, default=None)
+    generate.add_argument("--json", action="store_true", help="print the /api/reviews object")
+    generate.set_defaults(func=cmd_generate)
 
     register_finetune(commands)
     return parser

@@ -12,10 +12,17 @@ import asyncio
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 
-from app.core.errors import InvalidInput
+from app.core.config import LLMSettings
+from app.core.errors import InvalidInput, ModelUnavailable
 from app.finetune.prompts import review_messages
 from app.models.base import ChatMessage, GenerationOptions, LLMClient
 
+NOT_CONFIGURED = (
+    "Review writing needs a generative model, and LLM_PROVIDER=extractive only quotes documents. "
+    "Set LLM_PROVIDER=local with LOCAL_MODEL=<hub id or folder> and "
+    "LORA_ADAPTERS=reviews=/path/to/adapter (the folder `rag finetune train` wrote), "
+    "or LLM_PROVIDER=openai / anthropic, and restart."
+)
 SCALES = (5, 10)
 MAX_REVIEWS = 8
 MAX_NEW_TOKENS = 512
@@ -116,6 +123,14 @@ class ReviewWriter:
             )
             for seed in seeds
         ]
+
+
+def review_writer_for(llm: LLMClient, settings: LLMSettings) -> ReviewWriter:
+    """The writer for the configured LLM; ``ModelUnavailable`` (how to configure one) if it cannot write."""
+    if settings.provider == "extractive":
+        raise ModelUnavailable(NOT_CONFIGURED)
+    adapters = list(settings.lora_adapters) if settings.provider == "local" else []
+    return ReviewWriter(llm, adapters=adapters)
 
 
 def _validate(request: ReviewRequest, adapters: Sequence[str]) -> None:

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import Iterator
 
 import pytest
 
+from app.cli import main
+from app.core.config import get_settings
 from app.core.errors import InvalidInput
 from app.finetune.prompts import review_messages
 from app.models.fake import FakeLLM
@@ -102,3 +105,34 @@ def test_bad_requests_are_invalid_input_before_any_call(
     with pytest.raises(InvalidInput, match=message):
         writer.stream(request_)
     assert fake.calls == []
+
+
+@pytest.fixture
+def cli_env(
+    monkeypatch: pytest.MonkeyPatch, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[None]:
+    dirs = tiny_serving(tmp_path_factory)
+    adapters = ",".join(f"{name}={path}" for name, path in dirs.adapters.items())
+    for name, value in {
+        "LLM_PROVIDER": "local",
+        "LOCAL_MODEL": str(dirs.model),
+        "LORA_ADAPTERS": adapters,
+        "LOCAL_DEVICE": "cpu",
+    }.items():
+        monkeypatch.setenv(name, value)
+    get_settings.cache_clear()
+    yield
+    get_settings.cache_clear()
+
+
+def test_rag_generate_writes_reviews_with_an_adapter(
+    cli_env: None, capsys: pytest.CaptureFixture[str]
+) -> None:
+    argv = ["generate", "--rating", "9", "--n", "3", "--adapter", "reviews", "--seed", "4"]
+    assert main([*argv, "--max-new-tokens", "12", "--json"]) == 0
+    body = json.loads(capsys.readouterr().out)
+    assert body["adapter"] == "reviews" and body["model"].startswith("local:")
+    assert [r["rating"] for r in body["reviews"]] == [9, 9, 9]
+
+    assert main(["generate", "--rating", "9", "--adapter", "missing"]) == 2
+    assert "Unknown adapter 'missing'" in capsys.readouterr().err

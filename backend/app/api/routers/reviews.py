@@ -11,7 +11,6 @@ from pydantic import BaseModel, ConfigDict, Field
 from app.api.deps import LLMDep, SettingsDep
 from app.api.schemas import ErrorResponse
 from app.api.sse import format_event, sse_response
-from app.core.errors import ModelUnavailable
 from app.models.base import LLMClient
 from app.pipelines.reviews import (
     MAX_NEW_TOKENS,
@@ -22,18 +21,12 @@ from app.pipelines.reviews import (
     ReviewsDone,
     ReviewToken,
     ReviewWriter,
+    review_writer_for,
 )
 
 router = APIRouter(prefix="/api/reviews", tags=["reviews"])
 
 _ERRORS = {422: {"model": ErrorResponse}, 503: {"model": ErrorResponse}}
-
-NOT_CONFIGURED = (
-    "Review writing needs a generative model, and LLM_PROVIDER=extractive only quotes documents. "
-    "Set LLM_PROVIDER=local with LOCAL_MODEL=<hub id or folder> and "
-    "LORA_ADAPTERS=reviews=/path/to/adapter (the folder `rag finetune train` wrote), "
-    "or LLM_PROVIDER=openai / anthropic, and restart."
-)
 
 
 class ReviewGenerateRequest(BaseModel):
@@ -73,10 +66,7 @@ class ReviewsResponse(BaseModel):
 
 def get_review_writer(llm: LLMDep, settings: SettingsDep) -> ReviewWriter:
     """A writer over the configured LLM and its adapters; 503 when that LLM cannot write."""
-    if settings.llm.provider == "extractive":
-        raise ModelUnavailable(NOT_CONFIGURED)
-    adapters = list(settings.llm.lora_adapters) if settings.llm.provider == "local" else []
-    return ReviewWriter(llm, adapters=adapters)
+    return review_writer_for(llm, settings.llm)
 
 
 ReviewWriterDep = Annotated[ReviewWriter, Depends(get_review_writer)]
