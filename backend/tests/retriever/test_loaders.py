@@ -279,6 +279,11 @@ def test_protected_hwp_is_refused() -> None:
         load_documents("secret.hwp", make_hwp([["비밀"]], flags=1 | HWP_PASSWORD))
 
 
+def test_hwp3_file_is_unsupported_with_a_way_out() -> None:
+    with pytest.raises(Unsupported, match="HWP 3"):
+        load_documents("old.hwp", b"HWP Document File V3.00 \x1a\x01\x02\x03\x04\x05" + b"\0" * 100)
+
+
 def test_ole_file_that_is_not_hwp_is_unsupported() -> None:
     with pytest.raises(Unsupported, match="not an HWP document"):
         load_documents("report.hwp", compound_file({"WordDocument": b"\0" * 600}))

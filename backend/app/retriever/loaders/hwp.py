@@ -49,6 +49,8 @@ _HWPX_INLINE = {"tab": "\t", "lineBreak": "\n", "hyphen": "-", "nbSpace": " ", "
 
 def load_hwp(filename: str, data: bytes) -> list[LoadedDocument]:
     """An HWP 5 document: the text of every section, one paragraph per block."""
+    if data.startswith(HWP_SIGNATURE):
+        raise Unsupported(f"{filename} is an HWP 3 file; save it as HWP 5 (.hwp) or HWPX first.")
     if not data.startswith(OLE_MAGIC):
         raise Unsupported(f"{filename} is not an HWP file.")
     with reading(filename, "HWP"), olefile.OleFileIO(io.BytesIO(data)) as ole:
