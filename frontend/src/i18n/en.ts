@@ -57,7 +57,8 @@ export const en: Messages = {
   "chat.noConversations": "No saved conversations.",
   "chat.openList": "Open conversations",
   "chat.inputLabel": "Question",
-  "chat.placeholder": "Ask about your documents (Enter to send · Shift+Enter for a new line)",
+  "chat.placeholder": "Ask about your documents",
+  "chat.keys": "Enter to send · Shift+Enter for a new line",
   "chat.send": "Send",
   "chat.stop": "Stop",
   "chat.emptyTitle": "Ask about the documents you uploaded",
@@ -143,6 +144,8 @@ export const en: Messages = {
   "search.rank": "#{n}",
   "search.score": "Score",
   "search.none": "No results.",
+  "search.more": "Show all",
+  "search.less": "Show less",
 
   "reviews.title": "Review writer",
   "reviews.help": "Pick a rating and a subject; a Korean model fine-tuned on reviews writes a review that matches the rating.",

@@ -55,7 +55,8 @@ export const ko = {
   "chat.noConversations": "저장된 대화가 없습니다.",
   "chat.openList": "대화 목록 열기",
   "chat.inputLabel": "질문",
-  "chat.placeholder": "문서에 대해 질문하세요 (Enter 보내기 · Shift+Enter 줄바꿈)",
+  "chat.placeholder": "문서에 대해 질문하세요",
+  "chat.keys": "Enter 보내기 · Shift+Enter 줄바꿈",
   "chat.send": "보내기",
   "chat.stop": "멈추기",
   "chat.emptyTitle": "올린 문서에 대해 물어보세요",
@@ -141,6 +142,8 @@ export const ko = {
   "search.rank": "{n}위",
   "search.score": "점수",
   "search.none": "결과가 없습니다.",
+  "search.more": "전체 보기",
+  "search.less": "접기",
 
   "reviews.title": "리뷰 작성",
   "reviews.help": "별점과 주제를 고르면 리뷰 데이터로 미세조정한 한국어 모델이 그 별점에 맞는 리뷰를 씁니다.",

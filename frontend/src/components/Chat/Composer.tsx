@@ -44,12 +44,15 @@ export function Composer({ streaming, maxChars, onSend, onStop, tools }: Compose
         rows={1}
         placeholder={t("chat.placeholder")}
         aria-invalid={tooLong}
-        aria-describedby={tooLong ? "question-error" : undefined}
+        aria-describedby={tooLong ? "question-keys question-error" : "question-keys"}
         onChange={(event) => setText(event.target.value)}
         onKeyDown={onKeyDown}
       />
       <div className="composer-bar">
         <div className="composer-tools">{tools}</div>
+        <span id="question-keys" className="composer-keys">
+          {t("chat.keys")}
+        </span>
         {tooLong && (
           <p id="question-error" className="composer-error" role="alert">
             {t("chat.tooLong", { max: maxChars, n: question.length })}

@@ -12,12 +12,37 @@ import { Segmented } from "../ui/Segmented";
 
 type Choice = SearchMode | "compare";
 const MODES: SearchMode[] = ["hybrid", "dense", "sparse"];
-const SNIPPET_CHARS = 280;
 
 interface Submitted {
   query: string;
   modes: SearchMode[];
   topK: number;
+}
+
+function ResultItem({ result, rank, best }: { result: SearchResult; rank: number; best: number }) {
+  const { t } = useI18n();
+  const [open, setOpen] = useState(false);
+  const title = String(result.metadata.title ?? result.metadata.source ?? result.document_id);
+  // Blank lines cost a lot of height in a column of results; the passage reads the same without them.
+  const text = result.text.replace(/\n\s*\n/g, "\n").trim();
+  return (
+    <li className="result">
+      <div className="result-head">
+        <span className="result-rank">{t("search.rank", { n: rank })}</span>
+        <span className="result-title">{title}</span>
+        <span className="result-score" title={t("search.score")}>
+          {formatScore(result.score)}
+        </span>
+      </div>
+      <div className="score-bar" aria-hidden="true">
+        <div style={{ width: `${(Math.abs(result.score) / best) * 100}%` }} />
+      </div>
+      <p className={`result-text ${open ? "" : "is-clamped"}`}>{text}</p>
+      <button type="button" className="link-button" aria-expanded={open} onClick={() => setOpen(!open)}>
+        {open ? t("search.less") : t("search.more")}
+      </button>
+    </li>
+  );
 }
 
 function ResultList({ results }: { results: SearchResult[] }) {
@@ -26,25 +51,9 @@ function ResultList({ results }: { results: SearchResult[] }) {
   if (results.length === 0) return <p className="muted">{t("search.none")}</p>;
   return (
     <ol className="result-list">
-      {results.map((result, index) => {
-        const title = String(result.metadata.title ?? result.metadata.source ?? result.document_id);
-        const text = result.text.length > SNIPPET_CHARS ? `${result.text.slice(0, SNIPPET_CHARS)}…` : result.text;
-        return (
-          <li key={result.chunk_id} className="result">
-            <div className="result-head">
-              <span className="result-rank">{t("search.rank", { n: index + 1 })}</span>
-              <span className="result-title">{title}</span>
-              <span className="result-score" title={t("search.score")}>
-                {formatScore(result.score)}
-              </span>
-            </div>
-            <div className="score-bar" aria-hidden="true">
-              <div style={{ width: `${(Math.abs(result.score) / best) * 100}%` }} />
-            </div>
-            <p className="result-text">{text}</p>
-          </li>
-        );
-      })}
+      {results.map((result, index) => (
+        <ResultItem key={result.chunk_id} result={result} rank={index + 1} best={best} />
+      ))}
     </ol>
   );
 }

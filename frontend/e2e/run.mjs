@@ -1,0 +1,135 @@
+// Browser test of the whole product: starts the real backend (embedded PostgreSQL, offline models) on a
+// free port with a fresh data directory, drives the built UI in headless Chromium, saves screenshots of
+// every screen to docs/screenshots/, and stops the backend. Run with `npm run e2e` (it builds first).
+import { spawn } from "node:child_process";
+import { existsSync } from "node:fs";
+import { mkdir, mkdtemp, rm } from "node:fs/promises";
+import net from "node:net";
+import os from "node:os";
+import path from "node:path";
+import { fileURLToPath } from "node:url";
+
+import { chromium } from "playwright-core";
+
+import { checks } from "./checks.mjs";
+
+const here = path.dirname(fileURLToPath(import.meta.url));
+const frontend = path.resolve(here, "..");
+const root = path.resolve(frontend, "..");
+const rag = path.join(root, ".venv", "bin", "rag");
+const shots = path.join(root, "docs", "screenshots");
+const failures = path.join(frontend, "test-results");
+const chromiumPath = process.env.CHROMIUM_PATH ?? "/usr/bin/chromium";
+const READY_TIMEOUT_MS = 120_000;
+
+function freePort() {
+  return new Promise((resolve, reject) => {
+    const server = net.createServer();
+    server.once("error", reject);
+    server.listen(0, "127.0.0.1", () => {
+      const { port } = server.address();
+      server.close(() => resolve(port));
+    });
+  });
+}
+
+function startBackend(port, scratch) {
+  const log = [];
+  const env = {
+    ...process.env,
+    RAG_DATA_DIR: path.join(scratch, "data"),
+    API_PORT: String(port),
+    API_INDEX_SAMPLE_CORPUS: "false",
+    // The fake model answers chat from the retrieved passages (citing [1]) and writes reviews.
+    LLM_PROVIDER: "fake",
+    EMBEDDING_PROVIDER: "hash",
+  };
+  // Always the embedded database: the test must not touch a server named in the caller's environment,
+  // nor settings from a developer's .env (read from the working directory, hence the empty one).
+  delete env.DATABASE_URL;
+  const child = spawn(rag, ["serve", "--port", String(port)], {
+    cwd: scratch,
+    detached: true,
+    env,
+    stdio: ["ignore", "pipe", "pipe"],
+  });
+  const keep = (chunk) => {
+    log.push(chunk.toString());
+    if (log.length > 200) log.shift();
+  };
+  child.stdout.on("data", keep);
+  child.stderr.on("data", keep);
+  const exited = new Promise((resolve) => child.once("exit", resolve));
+  return { child, log, exited };
+}
+
+async function waitReady(base, backend) {
+  const deadline = Date.now() + READY_TIMEOUT_MS;
+  let exitCode = null;
+  void backend.exited.then((code) => (exitCode = code ?? "signal"));
+  while (Date.now() < deadline) {
+    if (exitCode !== null) throw new Error(`the backend exited (${exitCode}) before it was ready`);
+    try {
+      const response = await fetch(`${base}/ready`);
+      if (response.ok) return;
+    } catch {
+      // Not listening yet.
+    }
+    await new Promise((resolve) => setTimeout(resolve, 500));
+  }
+  throw new Error(`the backend was not ready within ${READY_TIMEOUT_MS / 1000} s`);
+}
+
+async function stopBackend(backend) {
+  const { child, exited } = backend;
+  if (child.exitCode !== null || child.signalCode !== null) return;
+  const within = (ms) =>
+    Promise.race([exited.then(() => true), new Promise((resolve) => setTimeout(() => resolve(false), ms))]);
+  // Ctrl-C, as a person stops `make run`: the server shuts down and stops its embedded PostgreSQL.
+  child.kill("SIGINT");
+  if (await within(20_000)) return;
+  process.kill(-child.pid, "SIGKILL");
+  await exited;
+}
+
+async function main() {
+  if (!existsSync(rag)) throw new Error(`${rag} is missing: run \`make install\` first`);
+  if (!existsSync(path.join(frontend, "dist", "index.html"))) throw new Error("frontend/dist is missing: run `npm run build`");
+  if (!existsSync(chromiumPath)) {
+    throw new Error(`no Chromium at ${chromiumPath}: apt-get install chromium fonts-noto-cjk (or set CHROMIUM_PATH)`);
+  }
+  await mkdir(shots, { recursive: true });
+  const scratch = await mkdtemp(path.join(os.tmpdir(), "rag-e2e-"));
+  const port = await freePort();
+  const base = `http://127.0.0.1:${port}`;
+  const backend = startBackend(port, scratch);
+  let browser;
+  let failed = false;
+  try {
+    await waitReady(base, backend);
+    browser = await chromium.launch({
+      executablePath: chromiumPath,
+      headless: true,
+      args: [
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--no-first-run",
+      ],
+    });
+    await checks({ browser, base, shots, failures, fixtures: path.join(here, "fixtures") });
+  } catch (error) {
+    failed = true;
+    console.error(`\nE2E FAILED: ${error instanceof Error ? error.stack : error}`);
+    console.error(`\n--- backend log (last lines) ---\n${backend.log.join("").split("\n").slice(-40).join("\n")}`);
+  } finally {
+    await browser?.close();
+    await stopBackend(backend);
+    await rm(scratch, { recursive: true, force: true });
+  }
+  process.exitCode = failed ? 1 : 0;
+}
+
+await main();
