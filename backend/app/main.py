@@ -6,12 +6,13 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 
-from fastapi import FastAPI, Request
+from fastapi import FastAPI, HTTPException, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.exceptions import RequestValidationError
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import FileResponse, JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from app.api.routers import chat, documents, health, models, reviews, search, status
 from app.api.sse import error_payload
@@ -24,6 +25,43 @@ log = get_logger(__name__)
 
 # The built web UI, when present (``make run`` builds it; the Docker image copies it here too).
 DEFAULT_FRONTEND_DIR = Path(__file__).resolve().parents[2] / "frontend" / "dist"
+
+
+class BodySizeLimit:
+    """Refuses request bodies over ``max_bytes`` with 413 in the API's error shape.
+
+    A declared ``Content-Length`` is checked before anything is read; bodies without one (chunked)
+    are counted as they stream in, before they fill memory or disk.
+    """
+
+    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+        self.app = app
+        self.max_bytes = max_bytes
+
+    def _message(self) -> str:
+        return f"The request body is over the limit of {self.max_bytes // 1024 // 1024} MB."
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        declared = dict(scope["headers"]).get(b"content-length", b"")
+        if declared.isdigit() and int(declared) > self.max_bytes:
+            payload = error_payload("request_too_large", self._message())
+            await JSONResponse(payload, status_code=413)(scope, receive, send)
+            return
+        received = 0
+
+        async def counted() -> Message:
+            nonlocal received
+            message = await receive()
+            received += len(message.get("body", b""))
+            if received > self.max_bytes:
+                # FastAPI re-raises HTTPException from body parsing; the handler below shapes it.
+                raise HTTPException(413, self._message())
+            return message
+
+        await self.app(scope, counted, send)
 
 
 _HTTP_CODES = {404: "not_found", 405: "method_not_allowed", 413: "request_too_large"}
@@ -84,6 +122,8 @@ def create_app(
 ) -> FastAPI:
     """Build the app. Tests pass their own settings and a fresh database schema."""
     settings = settings or get_settings()
+    # Multipart framing adds a little to the files themselves.
+    max_body = int(settings.api.max_upload_mb * settings.api.max_files * 1024 * 1024) + 1024 * 1024
     setup_logging(settings.api.log_level)
 
     @asynccontextmanager
@@ -107,10 +147,6 @@ def create_app(
         title="rag",
         summary="Korean-first retrieval-augmented generation on PostgreSQL + pgvector.",
         lifespan=lifespan,
-        # Bodies over the limit are refused while they stream in, before they fill memory or disk;
-        # multipart framing adds a little to the files themselves.
-        max_body_size=int(settings.api.max_upload_mb * settings.api.max_files * 1024 * 1024)
-        + 1024 * 1024,
     )
     _install_error_handlers(app)
     for module in (health, search, chat, documents, status, models, reviews):
@@ -122,6 +158,7 @@ def create_app(
             allow_methods=["*"],
             allow_headers=["*"],
         )
+    app.add_middleware(BodySizeLimit, max_bytes=max_body)
     if frontend_dir is not None and (frontend_dir / "index.html").is_file():
         _mount_frontend(app, frontend_dir)
     return app

@@ -153,3 +153,25 @@ def test_mixed_upload_reports_each_file(api: Api) -> None:
 def test_upload_without_files_is_422(api: Api) -> None:
     response = api.client.post("/api/documents", data={"collection": "x"})
     assert response.status_code == 422 and _error_code(response) == "invalid_input"
+
+
+def test_chunked_body_over_limit_is_413(api: Api) -> None:
+    boundary = "rag-test-boundary"
+    head = (
+        f'--{boundary}\r\nContent-Disposition: form-data; name="files"; filename="big.txt"\r\n'
+        "Content-Type: text/plain\r\n\r\n"
+    ).encode()
+
+    def body():
+        yield head
+        for _ in range(20):
+            yield b"a" * 256_000
+        yield f"\r\n--{boundary}--\r\n".encode()
+
+    response = api.client.post(
+        "/api/documents",
+        content=body(),
+        headers={"content-type": f"multipart/form-data; boundary={boundary}"},
+    )
+    assert response.status_code == 413
+    assert _error_code(response) == "request_too_large"
