@@ -7,9 +7,10 @@ plainly.
 
 A document is written in two steps under the caller's ``document_lock``: ``begin_document``
 records the new version (status ``indexing``), ``replace_chunks`` swaps all its chunks in one
-transaction (COPY, never row by row) and marks it ``ready``. Until that commit the previous
-chunks stay in place and searchable; a crash leaves them untouched, and the next ``open()``
-marks the unfinished document ``failed``.
+transaction (COPY, never row by row) and marks it ``ready``. Search only ever sees chunks of a
+version that finished indexing: until that commit the previous chunks stay in place and
+searchable, a crash leaves them untouched (the next ``open()`` marks the unfinished document
+``failed``), and so does a version that failed.
 
 Sparse search is Okapi BM25 over the search tokens the caller supplies (Kiwi morphemes), with
 document frequencies and the average length taken from the searched collection.
@@ -70,6 +71,18 @@ class ChunkRow:
     tokens: list[str]
     embedding: Sequence[float] | np.ndarray
     metadata: dict[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class _PreparedChunk:
+    """A ``ChunkRow`` checked and shaped for COPY."""
+
+    ordinal: int
+    text: str
+    metadata: dict[str, Any]
+    vector: np.ndarray
+    term_counts: Counter[str]
+    token_count: int
 
 
 class PGVectorStore:
@@ -263,7 +276,7 @@ class PGVectorStore:
         ``content_hash`` must be the version ``begin_document`` recorded (``Conflict`` otherwise).
         """
         prepared = [self._prepare_chunk(chunk) for chunk in chunks]
-        ordinals = [chunk.ordinal for chunk in chunks]
+        ordinals = [row.ordinal for row in prepared]
         if len(set(ordinals)) != len(ordinals):
             raise InvalidInput(f"Chunks of {document_id!r} repeat an ordinal.")
         with self._connection() as conn:
@@ -302,20 +315,25 @@ class PGVectorStore:
                     copy.set_types(
                         ["int8", "text", "text", "int4", "text", "jsonb", "int4", "vector"]
                     )
-                    for chunk_id, (chunk, meta, vector, _, length) in zip(
-                        ids, prepared, strict=True
-                    ):
-                        merged = {**doc_meta, **meta, **fixed}
+                    for chunk_id, row in zip(ids, prepared, strict=True):
                         copy.write_row(
-                            (chunk_id, document_id, collection, chunk.ordinal, chunk.text,
-                             Jsonb(merged), length, vector)
-                        )  # fmt: skip
+                            [
+                                chunk_id,
+                                document_id,
+                                collection,
+                                row.ordinal,
+                                row.text,
+                                Jsonb({**doc_meta, **row.metadata, **fixed}),
+                                row.token_count,
+                                row.vector,
+                            ]
+                        )
                 with cur.copy(
                     "COPY chunk_terms (term, chunk_id, tf) FROM STDIN WITH (FORMAT BINARY)"
                 ) as copy:
                     copy.set_types(["text", "int8", "int4"])
-                    for chunk_id, (_, _, _, counts, _) in zip(ids, prepared, strict=True):
-                        for term, tf in counts.items():
+                    for chunk_id, row in zip(ids, prepared, strict=True):
+                        for term, tf in row.term_counts.items():
                             copy.write_row((term, chunk_id, tf))
             conn.execute(
                 "UPDATE documents SET status = 'ready', error = NULL, chunk_count = %s,"
@@ -543,12 +561,16 @@ class PGVectorStore:
         ).fetchone()
         return int(row[0]) if row else 0
 
-    def _prepare_chunk(
-        self, chunk: ChunkRow
-    ) -> tuple[ChunkRow, dict[str, Any], np.ndarray, Counter[str], int]:
-        meta = _json_object(chunk.metadata, "chunk metadata")
-        vector = self._vector(chunk.embedding, f"embedding of chunk {chunk.ordinal}")
-        return chunk, meta, vector, _term_counts(chunk.tokens), len(chunk.tokens)
+    def _prepare_chunk(self, chunk: ChunkRow) -> _PreparedChunk:
+        counts = _term_counts(chunk.tokens)
+        return _PreparedChunk(
+            ordinal=chunk.ordinal,
+            text=chunk.text,
+            metadata=_json_object(chunk.metadata, "chunk metadata"),
+            vector=self._vector(chunk.embedding, f"embedding of chunk {chunk.ordinal}"),
+            term_counts=counts,
+            token_count=sum(counts.values()),
+        )
 
     def _vector(self, embedding: Sequence[float] | np.ndarray, what: str) -> np.ndarray:
         vector = np.asarray(embedding, dtype=np.float32)
