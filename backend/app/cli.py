@@ -136,7 +136,7 @@ def cmd_ask(args: argparse.Namespace) -> int:
                 elif isinstance(event, DoneEvent):
                     print()
             for s in sources:
-                print(f"[{s.number}] {s.title} ({s.document_id})")
+                print(f"[{s.number}] {s.title} — {s.source} ({s.document_id})")
 
         asyncio.run(stream())
     return 0
