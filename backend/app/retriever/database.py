@@ -79,6 +79,7 @@ class EmbeddedPostgres:
                     f"The embedded PostgreSQL in {self.pgdata} did not start ({exc}). "
                     f"Its log is {self.pgdata / 'log'}; set DATABASE_URL to use another server."
                 ) from exc
+            log.info("embedded PostgreSQL running in %s", self.pgdata)
             return self._server.get_uri()
 
     def stop(self) -> None:
@@ -89,6 +90,7 @@ class EmbeddedPostgres:
                 # pgserver counts the processes using the folder and stops the server when
                 # the last one lets go (otherwise at that process's exit).
                 server.cleanup()
+                log.info("embedded PostgreSQL in %s released", self.pgdata)
 
 
 def embedded_server(settings: DatabaseSettings) -> EmbeddedPostgres:
