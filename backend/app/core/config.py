@@ -30,6 +30,8 @@ def _config(prefix: str) -> SettingsConfigDict:
         extra="ignore",
         # `DATABASE_URL=` copied from .env.example means "not set", not "the empty URL".
         env_ignore_empty=True,
+        # Code and tests may use field names (data_dir=...) where the environment uses aliases.
+        populate_by_name=True,
     )
 
 

@@ -18,7 +18,15 @@ def setup_logging(level: str = "INFO") -> None:
         root.addHandler(handler)
     root.setLevel(level.upper())
     # Third-party libraries are chatty at INFO; their warnings still show.
-    for noisy in ("httpx", "httpcore", "openai", "anthropic", "urllib3", "psycopg.pool"):
+    for noisy in (
+        "httpx",
+        "httpcore",
+        "openai",
+        "anthropic",
+        "urllib3",
+        "psycopg.pool",
+        "pgserver",
+    ):
         logging.getLogger(noisy).setLevel(max(logging.WARNING, root.level))
 
 

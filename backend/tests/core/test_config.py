@@ -97,3 +97,7 @@ def test_openai_compatible_server_needs_no_real_key(monkeypatch, tmp_path) -> No
     monkeypatch.chdir(tmp_path)
     settings = LLMSettings(provider="openai", openai_base_url="http://localhost:8001/v1")
     assert settings.openai_base_url == "http://localhost:8001/v1"
+
+
+def test_field_names_work_in_code(tmp_path: Path) -> None:
+    assert DatabaseSettings(data_dir=tmp_path).data_dir == tmp_path
