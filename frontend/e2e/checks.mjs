@@ -38,14 +38,24 @@ async function uploadAndSearch(page, shots, fixtures) {
   });
 
   await step("documents: upload two Korean files and one the indexer cannot read", async () => {
-    await page.getByTestId("file-input").setInputFiles([
-      await fixture(fixtures, "휴가규정.md", "text/markdown"),
-      await fixture(fixtures, "복지제도.txt", "text/plain"),
-      { name: "설치파일.exe", mimeType: "application/octet-stream", buffer: Buffer.from([0x4d, 0x5a, 0x90, 0x00]) },
-    ]);
+    await page
+      .getByTestId("file-input")
+      .setInputFiles([
+        await fixture(fixtures, "휴가규정.md", "text/markdown"),
+        await fixture(fixtures, "복지제도.txt", "text/plain"),
+        { name: "설치파일.exe", mimeType: "application/octet-stream", buffer: Buffer.from([0x4d, 0x5a, 0x90, 0x00]) },
+      ]);
     const uploads = page.getByRole("list", { name: "올리기 진행 상황" });
-    await uploads.getByRole("listitem").filter({ hasText: "휴가규정.md" }).getByText(/색인됨 · 청크 \d+개/).waitFor();
-    await uploads.getByRole("listitem").filter({ hasText: "복지제도.txt" }).getByText(/색인됨 · 청크 \d+개/).waitFor();
+    await uploads
+      .getByRole("listitem")
+      .filter({ hasText: "휴가규정.md" })
+      .getByText(/색인됨 · 청크 \d+개/)
+      .waitFor();
+    await uploads
+      .getByRole("listitem")
+      .filter({ hasText: "복지제도.txt" })
+      .getByText(/색인됨 · 청크 \d+개/)
+      .waitFor();
     const rejected = uploads.getByRole("listitem").filter({ hasText: "설치파일.exe" });
     await rejected.getByText("거부됨").waitFor();
     await rejected.getByText("지원하지 않는 형식입니다 (.exe)").waitFor();
@@ -73,7 +83,11 @@ async function uploadAndSearch(page, shots, fixtures) {
       const score = await column.locator(".result-score").first().textContent();
       assert.ok(Number.isFinite(Number(score)), `${label}: score "${score}" is not a number`);
     }
-    const topSparse = await page.getByRole("region", { name: "키워드 (sparse)" }).locator(".result-text").first().textContent();
+    const topSparse = await page
+      .getByRole("region", { name: "키워드 (sparse)" })
+      .locator(".result-text")
+      .first()
+      .textContent();
     assert.match(topSparse, /이월/);
     await page.evaluate(() => window.scrollTo(0, 0));
     await screenshot(page, path.join(shots, "documents.png"), { fullPage: true });
@@ -108,7 +122,12 @@ async function chat(page, shots) {
   });
 
   await step("chat: a citation opens the passage and its document", async () => {
-    await page.getByRole("article", { name: "답변" }).last().getByRole("button", { name: "출처 1 보기" }).first().click();
+    await page
+      .getByRole("article", { name: "답변" })
+      .last()
+      .getByRole("button", { name: "출처 1 보기" })
+      .first()
+      .click();
     const dialog = page.getByRole("dialog", { name: "출처 [1]" });
     await dialog.getByText("인용한 구절").waitFor();
     await dialog.getByText(/청크 \d+개/).waitFor();
@@ -152,7 +171,10 @@ async function reviews(page, shots) {
       await results.locator(".produced-by dd").first().waitFor();
       const texts = await results.locator(".review-text").allTextContents();
       assert.equal(texts.length, 2);
-      assert.ok(texts.every((text) => text.trim().length > 0), "a review came back empty");
+      assert.ok(
+        texts.every((text) => text.trim().length > 0),
+        "a review came back empty",
+      );
     }
     await screenshot(page, path.join(shots, "reviews.png"));
   });

@@ -94,7 +94,8 @@ async function stopBackend(backend) {
 
 async function main() {
   if (!existsSync(rag)) throw new Error(`${rag} is missing: run \`make install\` first`);
-  if (!existsSync(path.join(frontend, "dist", "index.html"))) throw new Error("frontend/dist is missing: run `npm run build`");
+  if (!existsSync(path.join(frontend, "dist", "index.html")))
+    throw new Error("frontend/dist is missing: run `npm run build`");
   if (!existsSync(chromiumPath)) {
     throw new Error(`no Chromium at ${chromiumPath}: apt-get install chromium fonts-noto-cjk (or set CHROMIUM_PATH)`);
   }

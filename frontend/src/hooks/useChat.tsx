@@ -68,7 +68,9 @@ export function ChatProvider({ children }: { children: ReactNode }) {
   const [settings, setSettings] = useStoredState("rag.chat.settings", DEFAULT_SETTINGS, isSettings);
   const controller = useRef<AbortController | null>(null);
   const latest = useRef(conversations);
-  latest.current = conversations;
+  useEffect(() => {
+    latest.current = conversations;
+  }, [conversations]);
 
   // Tokens arrive many times a second; storage is written once the stream pauses, and when the page goes.
   useEffect(() => {

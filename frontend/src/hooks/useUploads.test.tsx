@@ -68,8 +68,14 @@ describe("useUploads", () => {
       pending[1]!.reject(new ApiError(503, "database_unavailable", "PostgreSQL is down."));
     });
     const [rejected, failed] = hook.result.current.items;
-    expect(rejected).toMatchObject({ phase: "done", result: { outcome: "rejected", error: { message: "Cannot read it." } } });
-    expect(failed).toMatchObject({ phase: "error", error: { code: "database_unavailable", message: "PostgreSQL is down." } });
+    expect(rejected).toMatchObject({
+      phase: "done",
+      result: { outcome: "rejected", error: { message: "Cannot read it." } },
+    });
+    expect(failed).toMatchObject({
+      phase: "error",
+      error: { code: "database_unavailable", message: "PostgreSQL is down." },
+    });
   });
 
   it("never sends a file the precheck refuses", () => {
@@ -80,7 +86,10 @@ describe("useUploads", () => {
     );
     act(() => refusing.result.current.add(files("virus.exe")));
     expect(upload).not.toHaveBeenCalled();
-    expect(refusing.result.current.items[0]).toMatchObject({ phase: "done", result: { outcome: "rejected", error: refuse } });
+    expect(refusing.result.current.items[0]).toMatchObject({
+      phase: "done",
+      result: { outcome: "rejected", error: refuse },
+    });
   });
 
   it("cancels a running upload and a queued one", async () => {

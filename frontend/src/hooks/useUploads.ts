@@ -24,7 +24,9 @@ export function useUploads({ upload, collection, precheck, onSettled }: Options)
   const [items, dispatch] = useReducer(uploadReducer, [] as UploadItem[]);
   const controllers = useRef(new Map<string, AbortController>());
   const options = useRef({ upload, collection, onSettled });
-  options.current = { upload, collection, onSettled };
+  useEffect(() => {
+    options.current = { upload, collection, onSettled };
+  }, [upload, collection, onSettled]);
 
   useEffect(() => {
     for (const item of nextToStart(items, CONCURRENCY)) {
@@ -50,7 +52,8 @@ export function useUploads({ upload, collection, precheck, onSettled }: Options)
             dispatch({ type: "fail", id: item.id, error: { code: "cancelled", message: "" } });
             return;
           }
-          const { code, message } = error instanceof ApiError ? error : { code: "internal_error", message: String(error) };
+          const { code, message } =
+            error instanceof ApiError ? error : { code: "internal_error", message: String(error) };
           dispatch({ type: "fail", id: item.id, error: { code, message } });
           settled();
         })

@@ -44,7 +44,6 @@ export const en: Messages = {
   "mode.dense": "Semantic (dense)",
   "mode.sparse": "Keyword (sparse)",
 
-  "chat.title": "Chat",
   "chat.conversations": "Conversations",
   "chat.new": "New chat",
   "chat.untitled": "New chat",
@@ -62,7 +61,8 @@ export const en: Messages = {
   "chat.send": "Send",
   "chat.stop": "Stop",
   "chat.emptyTitle": "Ask about the documents you uploaded",
-  "chat.emptyBody": "Answers cite their passages with numbers like [1]. Press a number to read the passage and its document.",
+  "chat.emptyBody":
+    "Answers cite their passages with numbers like [1]. Press a number to read the passage and its document.",
   "chat.you": "Your question",
   "chat.answer": "Answer",
   "chat.searching": "Finding relevant passages…",
@@ -148,7 +148,8 @@ export const en: Messages = {
   "search.less": "Show less",
 
   "reviews.title": "Review writer",
-  "reviews.help": "Pick a rating and a subject; a Korean model fine-tuned on reviews writes a review that matches the rating.",
+  "reviews.help":
+    "Pick a rating and a subject; a Korean model fine-tuned on reviews writes a review that matches the rating.",
   "reviews.scale": "Rating scale",
   "reviews.scale5": "Out of 5",
   "reviews.scale10": "Out of 10",

@@ -14,9 +14,7 @@ const STORAGE_KEY = "rag.lang";
 /** Fill `{name}` placeholders; unknown placeholders stay visible so a missing value is noticed. */
 export function format(template: string, params?: Record<string, string | number>): string {
   if (!params) return template;
-  return template.replace(/\{(\w+)\}/g, (match, name: string) =>
-    name in params ? String(params[name]) : match,
-  );
+  return template.replace(/\{(\w+)\}/g, (match, name: string) => (name in params ? String(params[name]) : match));
 }
 
 export function translator(lang: Lang): Translate {

@@ -42,7 +42,6 @@ export const ko = {
   "mode.dense": "의미 (dense)",
   "mode.sparse": "키워드 (sparse)",
 
-  "chat.title": "채팅",
   "chat.conversations": "대화 목록",
   "chat.new": "새 대화",
   "chat.untitled": "새 대화",
@@ -60,7 +59,8 @@ export const ko = {
   "chat.send": "보내기",
   "chat.stop": "멈추기",
   "chat.emptyTitle": "올린 문서에 대해 물어보세요",
-  "chat.emptyBody": "답변에는 근거가 된 구절이 [1]처럼 번호로 붙습니다. 번호를 누르면 원문 구절과 문서를 볼 수 있습니다.",
+  "chat.emptyBody":
+    "답변에는 근거가 된 구절이 [1]처럼 번호로 붙습니다. 번호를 누르면 원문 구절과 문서를 볼 수 있습니다.",
   "chat.you": "내 질문",
   "chat.answer": "답변",
   "chat.searching": "관련 구절을 찾는 중…",

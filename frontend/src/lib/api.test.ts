@@ -14,7 +14,9 @@ async function failure(promise: Promise<unknown>): Promise<ApiError> {
 
 describe("api client", () => {
   it("reads the backend's error body into ApiError", async () => {
-    installFetch({ "POST /api/search": () => json({ error: { code: "invalid_input", message: "Empty query." } }, 422) });
+    installFetch({
+      "POST /api/search": () => json({ error: { code: "invalid_input", message: "Empty query." } }, 422),
+    });
     const error = await failure(search({ query: "x" }));
     expect(error).toMatchObject({ status: 422, code: "invalid_input", message: "Empty query." });
   });
@@ -48,7 +50,11 @@ describe("api client", () => {
   it("streams chat events as typed objects", async () => {
     const calls = installFetch({
       "POST /api/chat/stream": (request) =>
-        sse(request, [frame("sources", { sources: [] }), frame("token", { text: "안녕" }), frame("done", { answer: "안녕" })]),
+        sse(request, [
+          frame("sources", { sources: [] }),
+          frame("token", { text: "안녕" }),
+          frame("done", { answer: "안녕" }),
+        ]),
     });
     const events = [];
     for await (const event of streamChat({ question: "질문" }, new AbortController().signal)) events.push(event);

@@ -27,7 +27,9 @@ describe("splitCitations", () => {
   });
 
   it("leaves unknown numbers, brackets that are not citations and a half-streamed [ as text", () => {
-    expect(splitCitations("배열 a[0]과 [9], 그리고 [1", known)).toEqual([{ kind: "text", text: "배열 a[0]과 [9], 그리고 [1" }]);
+    expect(splitCitations("배열 a[0]과 [9], 그리고 [1", known)).toEqual([
+      { kind: "text", text: "배열 a[0]과 [9], 그리고 [1" },
+    ]);
     expect(splitCitations("[1, 9]", known)).toEqual([
       { kind: "cite", number: 1 },
       { kind: "text", text: "[9]" },

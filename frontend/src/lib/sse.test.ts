@@ -21,7 +21,9 @@ describe("SSEParser", () => {
   it("parses the backend's frames: event line, JSON data line, blank line", () => {
     const parser = new SSEParser();
     const frames =
-      'event: sources\ndata: {"sources": []}\n\n' + 'event: token\ndata: {"text": "안녕"}\n\n' + "event: done\ndata: {}\n\n";
+      'event: sources\ndata: {"sources": []}\n\n' +
+      'event: token\ndata: {"text": "안녕"}\n\n' +
+      "event: done\ndata: {}\n\n";
     expect(parser.feed(frames)).toEqual([
       { event: "sources", data: '{"sources": []}' },
       { event: "token", data: '{"text": "안녕"}' },

@@ -49,8 +49,7 @@ export class SSEParser {
   }
 
   private dispatch(): SSEMessage | null {
-    const message =
-      this.data.length > 0 ? { event: this.event || "message", data: this.data.join("\n") } : null;
+    const message = this.data.length > 0 ? { event: this.event || "message", data: this.data.join("\n") } : null;
     this.event = "";
     this.data = [];
     return message;

@@ -18,7 +18,13 @@ describe("uploadReducer", () => {
   it("walks a file through queued → uploading → processing → done", () => {
     let items = added("a.txt");
     expect(items[0]).toMatchObject({ phase: "queued", progress: 0, result: null });
-    items = run([{ type: "start", id: "a.txt" }, { type: "progress", id: "a.txt", fraction: 0.4 }], items);
+    items = run(
+      [
+        { type: "start", id: "a.txt" },
+        { type: "progress", id: "a.txt", fraction: 0.4 },
+      ],
+      items,
+    );
     expect(items[0]).toMatchObject({ phase: "uploading", progress: 0.4 });
     items = run([{ type: "sent", id: "a.txt" }], items);
     expect(items[0]).toMatchObject({ phase: "processing", progress: 1 });
@@ -37,7 +43,13 @@ describe("uploadReducer", () => {
     const queued = added("a.txt");
     expect(run([{ type: "finish", id: "a.txt", result: indexed }], queued)).toEqual(queued);
     expect(run([{ type: "progress", id: "a.txt", fraction: 0.5 }], queued)).toEqual(queued);
-    const done = run([{ type: "start", id: "a.txt" }, { type: "finish", id: "a.txt", result: indexed }], queued);
+    const done = run(
+      [
+        { type: "start", id: "a.txt" },
+        { type: "finish", id: "a.txt", result: indexed },
+      ],
+      queued,
+    );
     expect(run([{ type: "fail", id: "a.txt", error: { code: "x", message: "y" } }], done)).toEqual(done);
     expect(run([{ type: "start", id: "a.txt" }], done)).toEqual(done);
   });
@@ -74,7 +86,14 @@ describe("nextToStart", () => {
   it("starts queued files in order, up to the concurrency limit", () => {
     let items = added("a", "b", "c", "d");
     expect(nextToStart(items, 2).map((i) => i.id)).toEqual(["a", "b"]);
-    items = run([{ type: "start", id: "a" }, { type: "start", id: "b" }, { type: "sent", id: "b" }], items);
+    items = run(
+      [
+        { type: "start", id: "a" },
+        { type: "start", id: "b" },
+        { type: "sent", id: "b" },
+      ],
+      items,
+    );
     expect(nextToStart(items, 2)).toEqual([]);
     items = run([{ type: "finish", id: "a", result: indexed }], items);
     expect(nextToStart(items, 2).map((i) => i.id)).toEqual(["c"]);

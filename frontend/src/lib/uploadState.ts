@@ -47,9 +47,7 @@ export const SUPPORTED_EXTENSIONS = [
 ] as const;
 
 export type Rejection =
-  | { reason: "type"; ext: string }
-  | { reason: "size"; bytes: number; maxMb: number }
-  | { reason: "empty" };
+  { reason: "type"; ext: string } | { reason: "size"; bytes: number; maxMb: number } | { reason: "empty" };
 
 /** Why the server would refuse this file, if the browser can already tell; null when it may be sent. */
 export function checkFile(file: File, maxUploadMb: number | null): Rejection | null {

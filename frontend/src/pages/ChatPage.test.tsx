@@ -108,7 +108,9 @@ describe("chat screen", () => {
   });
 
   it("stops a streaming answer and keeps what arrived", async () => {
-    backend((request) => sse(request, [frame("sources", { sources: [] }), frame("token", { text: "부분 답변" })], { hold: true }));
+    backend((request) =>
+      sse(request, [frame("sources", { sources: [] }), frame("token", { text: "부분 답변" })], { hold: true }),
+    );
     const { user } = renderApp("/");
     await ask(user, "긴 질문");
     await answered("부분 답변");

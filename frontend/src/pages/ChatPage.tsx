@@ -64,11 +64,7 @@ export function ChatPage() {
 
   return (
     <div className="chat-layout">
-      <aside
-        ref={sidebar}
-        className={`chat-sidebar ${listOpen ? "is-open" : ""}`}
-        aria-label={t("chat.conversations")}
-      >
+      <aside ref={sidebar} className={`chat-sidebar ${listOpen ? "is-open" : ""}`} aria-label={t("chat.conversations")}>
         <ConversationList
           conversations={chat.conversations}
           activeId={active.id}
@@ -118,7 +114,9 @@ export function ChatPage() {
           maxChars={status.data?.limits.max_question_chars ?? DEFAULT_MAX_CHARS}
           onSend={chat.send}
           onStop={chat.stop}
-          tools={<ChatSettings settings={chat.settings} onChange={chat.setSettings} defaults={status.data?.retrieval} />}
+          tools={
+            <ChatSettings settings={chat.settings} onChange={chat.setSettings} defaults={status.data?.retrieval} />
+          }
         />
       </section>
 

@@ -33,8 +33,20 @@ function backend() {
       const { mode } = (await request.json()) as { mode: string };
       return json({
         results: [
-          { document_id: "d1", chunk_id: `${mode}-1`, text: `${mode} 첫 구절`, score: 0.9, metadata: { title: "취업규칙" } },
-          { document_id: "d2", chunk_id: `${mode}-2`, text: `${mode} 둘째 구절`, score: 0.45, metadata: { title: "복리후생" } },
+          {
+            document_id: "d1",
+            chunk_id: `${mode}-1`,
+            text: `${mode} 첫 구절`,
+            score: 0.9,
+            metadata: { title: "취업규칙" },
+          },
+          {
+            document_id: "d2",
+            chunk_id: `${mode}-2`,
+            text: `${mode} 둘째 구절`,
+            score: 0.45,
+            metadata: { title: "복리후생" },
+          },
         ],
       });
     },

@@ -111,10 +111,7 @@ export function ReviewsPage() {
             {adapters.length > 0 && (
               <label className="field">
                 <span className="field-label">{t("reviews.adapter")}</span>
-                <select
-                  value={chosenAdapter ?? ""}
-                  onChange={(e) => setAdapter(e.target.value)}
-                >
+                <select value={chosenAdapter ?? ""} onChange={(e) => setAdapter(e.target.value)}>
                   {adapters.map((name) => (
                     <option key={name} value={name}>
                       {name}

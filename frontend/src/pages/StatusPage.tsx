@@ -15,7 +15,9 @@ function Card({ title, ok, children }: { title: string; ok?: boolean; children: 
     <section className="card status-card">
       <div className="status-card-head">
         <h2>{title}</h2>
-        {ok !== undefined && <Badge tone={ok ? "success" : "danger"}>{ok ? t("common.ok") : t("common.problem")}</Badge>}
+        {ok !== undefined && (
+          <Badge tone={ok ? "success" : "danger"}>{ok ? t("common.ok") : t("common.problem")}</Badge>
+        )}
       </div>
       {children}
     </section>

@@ -45,9 +45,7 @@ export function ChatSettings({ settings, onChange, defaults }: ChatSettingsProps
         />
       </label>
       {defaults && (
-        <p className="muted small">
-          {t("chat.settingsHint", { mode: t(`mode.${defaults.mode}`), k: defaults.top_k })}
-        </p>
+        <p className="muted small">{t("chat.settingsHint", { mode: t(`mode.${defaults.mode}`), k: defaults.top_k })}</p>
       )}
     </Popover>
   );

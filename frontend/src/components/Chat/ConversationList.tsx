@@ -15,7 +15,14 @@ interface ConversationListProps {
   onDelete: (id: string) => void;
 }
 
-export function ConversationList({ conversations, activeId, onSelect, onCreate, onRename, onDelete }: ConversationListProps) {
+export function ConversationList({
+  conversations,
+  activeId,
+  onSelect,
+  onCreate,
+  onRename,
+  onDelete,
+}: ConversationListProps) {
   const { t } = useI18n();
   const [renaming, setRenaming] = useState<Conversation | null>(null);
   const [deleting, setDeleting] = useState<Conversation | null>(null);

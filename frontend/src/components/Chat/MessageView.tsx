@@ -10,6 +10,8 @@ import { CopyButton } from "../ui/CopyButton";
 import { Badge, ErrorNotice, Spinner } from "../ui/Feedback";
 import { AnswerText } from "./AnswerText";
 
+const NO_SOURCES: Source[] = [];
+
 interface MessageViewProps {
   message: ChatMessage;
   onCite: (source: Source) => void;
@@ -17,7 +19,7 @@ interface MessageViewProps {
 
 export function MessageView({ message, onCite }: MessageViewProps) {
   const { t } = useI18n();
-  const sources = message.sources ?? [];
+  const sources = message.sources ?? NO_SOURCES;
   const cited = useMemo(
     () => new Set(citedNumbers(message.content, new Set(sources.map((s) => s.number)))),
     [message.content, sources],
@@ -64,9 +66,7 @@ export function MessageView({ message, onCite }: MessageViewProps) {
           </ul>
         </div>
       )}
-      {message.status === "done" && sources.length === 0 && (
-        <p className="muted small">{t("chat.noSources")}</p>
-      )}
+      {message.status === "done" && sources.length === 0 && <p className="muted small">{t("chat.noSources")}</p>}
       {/* Kept in the layout while streaming (hidden), so the page does not jump when the answer ends. */}
       <div className={`message-actions ${live ? "is-hidden" : ""}`}>
         {message.status === "stopped" && <Badge tone="warning">{t("chat.stopped")}</Badge>}

@@ -35,7 +35,14 @@ interface IconButtonProps extends ComponentPropsWithRef<"button"> {
   variant?: Variant;
 }
 
-export function IconButton({ icon, label, variant = "ghost", className = "", type = "button", ...rest }: IconButtonProps) {
+export function IconButton({
+  icon,
+  label,
+  variant = "ghost",
+  className = "",
+  type = "button",
+  ...rest
+}: IconButtonProps) {
   return (
     <button
       type={type}

@@ -37,7 +37,12 @@ export function CopyButton({ text, label }: { text: string; label?: string }) {
       variant="ghost"
       icon={copied ? "check" : "copy"}
       disabled={!text}
-      onClick={() => copyText(text).then(() => setCopied(true), () => setCopied(false))}
+      onClick={() =>
+        copyText(text).then(
+          () => setCopied(true),
+          () => setCopied(false),
+        )
+      }
     >
       <span aria-live="polite">{copied ? t("common.copied") : (label ?? t("common.copy"))}</span>
     </Button>

@@ -5,7 +5,8 @@ import { createPortal } from "react-dom";
 import { useI18n } from "../../i18n";
 import { IconButton } from "./Button";
 
-const FOCUSABLE = 'button:not([disabled]), [href], input:not([disabled]), select, textarea, [tabindex]:not([tabindex="-1"])';
+const FOCUSABLE =
+  'button:not([disabled]), [href], input:not([disabled]), select, textarea, [tabindex]:not([tabindex="-1"])';
 
 interface DialogProps {
   title: ReactNode;
@@ -22,7 +23,9 @@ export function Dialog({ title, onClose, children, actions, placement = "center"
   const titleId = useId();
   const panel = useRef<HTMLDivElement>(null);
   const close = useRef(onClose);
-  close.current = onClose;
+  useEffect(() => {
+    close.current = onClose;
+  }, [onClose]);
 
   useEffect(() => {
     const opener = document.activeElement as HTMLElement | null;
@@ -56,7 +59,10 @@ export function Dialog({ title, onClose, children, actions, placement = "center"
   }, []);
 
   return createPortal(
-    <div className={`dialog-backdrop dialog-${placement}`} onMouseDown={(e) => e.target === e.currentTarget && onClose()}>
+    <div
+      className={`dialog-backdrop dialog-${placement}`}
+      onMouseDown={(e) => e.target === e.currentTarget && onClose()}
+    >
       <div ref={panel} className="dialog" role="dialog" aria-modal="true" aria-labelledby={titleId} tabIndex={-1}>
         <header className="dialog-header">
           <h2 id={titleId}>{title}</h2>
