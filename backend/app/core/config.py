@@ -224,6 +224,16 @@ class RetrievalSettings(BaseSettings):
     )
     top_k: int = Field(default=5, ge=1, le=100, description="Passages given to the LLM by default.")
     mode: SearchMode = Field(default="hybrid", description="hybrid | dense | sparse")
+    fusion: Literal["score", "rrf"] = Field(
+        default="score",
+        description="How hybrid merges dense and sparse: score (weighted min-max scores) | rrf (reciprocal ranks).",
+    )
+    dense_weight: float = Field(
+        default=0.2,
+        ge=0.0,
+        le=1.0,
+        description="Share of the dense score in score fusion (0.2 suits the hash embedder; ~0.5 a neural one).",
+    )
     rrf_k: int = Field(
         default=60, ge=1, description="Reciprocal rank fusion constant (larger flattens ranks)."
     )
