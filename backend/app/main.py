@@ -130,6 +130,10 @@ def create_app(
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         components = await run_in_threadpool(Components, settings, schema=schema)
         app.state.components = components
+        if settings.llm.provider == "local":
+            # A local model loads in seconds to minutes; a bad path or adapter must stop start-up,
+            # not surface as a 503 on the first request.
+            await run_in_threadpool(lambda: components.llm)
         if settings.api.index_sample_corpus:
             await run_in_threadpool(components.index_sample_corpus)
         log.info(
