@@ -96,7 +96,7 @@ def main() -> None:
             database=DatabaseSettings(data_dir=Path(data_dir)),
             llm=LLMSettings(provider="extractive"),
             embedding=EmbeddingSettings(provider="hash"),
-            retrieval=RetrievalSettings(),
+            retrieval=RetrievalSettings(fusion=args.fusion),
             api=APISettings(index_sample_corpus=False),
         )
         app = create_app(settings, frontend_dir=None)
@@ -135,10 +135,15 @@ def main() -> None:
                 )
                 print(json.dumps(rows[-1]), flush=True)
 
+    fusion_note = (
+        f"score fusion (dense weight {settings.retrieval.dense_weight})"
+        if args.fusion == "score"
+        else f"reciprocal rank fusion (k={settings.retrieval.rrf_k})"
+    )
     lines = [
         (
             f"{len(documents)} paragraphs ({chunks} chunks), {len(questions)} questions; embedded PostgreSQL 16 + "
-            "pgvector 0.6, offline `hash` embedder (768-d), Kiwi BM25, RRF k=60; top-10 chunks per question, "
+            f"pgvector 0.6, offline `hash` embedder (768-d), Kiwi BM25, hybrid = {fusion_note}; top-10 chunks per question, "
             "deduplicated to paragraphs. Latency is end to end through the HTTP API on one machine, one client."
         ),
         "",
@@ -161,7 +166,7 @@ def main() -> None:
     ]
     table = "\n".join(lines)
     print(table)
-    if not args.no_write and not args.limit:
+    if not args.no_write and not args.limit and args.fusion == "score":
         replace_section("Retrieval: KorQuAD 1.0 dev, part A", table)
 
 
