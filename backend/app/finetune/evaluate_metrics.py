@@ -89,18 +89,28 @@ class RatingClassifier:
 
     def fit(self, texts: Sequence[str], bands: Sequence[str]) -> RatingClassifier:
         """Train on labelled texts (at least two bands must occur)."""
+        from threadpoolctl import threadpool_limits
+
         present = sorted(set(bands), key=BANDS.index)
         if len(present) < 2:
             raise InvalidInput("the classifier needs reviews from at least two sentiment bands")
-        self._model.fit(self._vectorizer.fit_transform(texts), list(bands))
+        features = self._vectorizer.fit_transform(texts)
+        # A small sparse problem: thread pools cost more than they give, and on a busy machine
+        # their spinning threads made a one-second fit take tens of seconds.
+        with threadpool_limits(1):
+            self._model.fit(features, list(bands))
         self.bands = tuple(present)
         return self
 
     def predict(self, texts: Sequence[str]) -> list[str]:
         """The most likely band of each text."""
+        from threadpoolctl import threadpool_limits
+
         if not texts:
             return []
-        return [str(band) for band in self._model.predict(self._vectorizer.transform(texts))]
+        features = self._vectorizer.transform(texts)
+        with threadpool_limits(1):
+            return [str(band) for band in self._model.predict(features)]
 
     def score(
         self, texts: Sequence[str], bands: Sequence[str], *, train_size: int

@@ -4,6 +4,7 @@ trainer really allocates, the recommendation, and the ``rag finetune plan`` comm
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from dataclasses import fields
 from pathlib import Path
 
@@ -48,6 +49,17 @@ def _save_llama(path: Path, **overrides: object) -> Path:
     torch.manual_seed(0)
     LlamaForCausalLM(LlamaConfig(**{**SMALL, **overrides})).save_pretrained(path)
     return path
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _one_torch_thread() -> Iterator[None]:
+    """Small models run fastest on one thread; on a shared machine more threads spin idle."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
 
 
 @pytest.fixture(scope="module")
