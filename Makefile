@@ -5,8 +5,10 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 DEV_STAMP := $(VENV)/.installed-dev
+NPM_STAMP := frontend/node_modules/.installed
+FRONTEND_SOURCES := $(shell find frontend/src frontend/public -type f 2>/dev/null) frontend/index.html frontend/vite.config.ts
 
-.PHONY: run test lint format install install-dev bench-retrieval bench-finetune bench-generate clean
+.PHONY: run test test-backend test-frontend frontend screenshots lint format install install-dev bench-retrieval bench-finetune bench-generate clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -21,20 +23,44 @@ $(DEV_STAMP): $(STAMP) backend/requirements-ml.txt backend/requirements-dev.txt
 	$(BIN)/pip install --quiet -r backend/requirements.txt -r backend/requirements-ml.txt -r backend/requirements-dev.txt
 	touch $@
 
+$(NPM_STAMP): frontend/package.json frontend/package-lock.json
+	cd frontend && npm ci --no-audit --no-fund --loglevel=error
+	touch $@
+
+frontend/dist/index.html: $(NPM_STAMP) $(FRONTEND_SOURCES)
+	cd frontend && npm run build
+
+# The web UI is optional for the API: without Node the server still runs, on /api and /docs.
+frontend:
+	@if command -v npm >/dev/null 2>&1; then $(MAKE) --no-print-directory frontend/dist/index.html; \
+	else echo "npm not found: serving the API without the web UI (install Node 20 for it)"; fi
+
 install: $(STAMP)
 
 install-dev: $(DEV_STAMP)
 
-run: $(STAMP)
+run: $(STAMP) frontend
 	$(BIN)/rag serve
 
-test: $(DEV_STAMP)
+test: test-backend test-frontend
+
+test-backend: $(DEV_STAMP)
 	$(BIN)/ruff check backend benchmarks
 	cd backend && ../$(BIN)/pytest -q
 
-lint: $(DEV_STAMP)
-	$(BIN)/ruff check backend
-	$(BIN)/ruff format --check backend
+test-frontend: $(NPM_STAMP) $(STAMP)
+	cd frontend && npm test
+	scripts/ensure-chromium.sh
+	cd frontend && npm run e2e
+
+screenshots: $(NPM_STAMP) $(STAMP)
+	scripts/ensure-chromium.sh
+	cd frontend && SCREENSHOT_DIR=../docs/screenshots npm run e2e
+
+lint: $(DEV_STAMP) $(NPM_STAMP)
+	$(BIN)/ruff check backend benchmarks
+	$(BIN)/ruff format --check backend benchmarks
+	cd frontend && npm run lint
 
 format: $(DEV_STAMP)
 	$(BIN)/ruff format backend
@@ -50,4 +76,4 @@ bench-generate: $(DEV_STAMP)
 	$(BIN)/python benchmarks/generate.py
 
 clean:
-	rm -rf $(VENV) backend/*.egg-info
+	rm -rf $(VENV) backend/*.egg-info frontend/node_modules frontend/dist

@@ -15,7 +15,7 @@ from app.core.logger import get_logger
 from app.models.base import EmbeddingClient, GenerationOptions, LLMClient
 from app.models.factory import build_embedding_client, build_llm_client
 from app.pipelines.rag import RAGPipeline
-from app.retriever.database import resolve_database_url
+from app.retriever.database import embedded_server, resolve_database_url
 from app.retriever.hybrid import HybridRetriever
 from app.retriever.indexer import Indexer
 from app.retriever.types import IngestResult, Retriever
@@ -95,6 +95,9 @@ class Components:
             await self.llm.aclose()
         self.embedder.close()
         self.store.close()
+        if self.database_mode == "embedded":
+            # Not left to pgserver's exit hook: a SIGTERM (docker stop, systemd) skips it.
+            embedded_server(self.settings.database).stop()
 
     def close(self) -> None:
         """Synchronous close for the CLI."""

@@ -1,6 +1,6 @@
 // Browser test of the whole product: starts the real backend (embedded PostgreSQL, offline models) on a
 // free port with a fresh data directory, drives the built UI in headless Chromium, saves screenshots of
-// every screen to docs/screenshots/, and stops the backend. Run with `npm run e2e` (it builds first).
+// every screen (to $SCREENSHOT_DIR, else frontend/test-results/screenshots), and stops the backend. Run with `npm run e2e` (it builds first).
 import { spawn } from "node:child_process";
 import { existsSync } from "node:fs";
 import { mkdir, mkdtemp, rm } from "node:fs/promises";
@@ -17,7 +17,10 @@ const here = path.dirname(fileURLToPath(import.meta.url));
 const frontend = path.resolve(here, "..");
 const root = path.resolve(frontend, "..");
 const rag = path.join(root, ".venv", "bin", "rag");
-const shots = path.join(root, "docs", "screenshots");
+// `make screenshots` refreshes the README's pictures; ordinary test runs keep theirs out of git.
+const shots = process.env.SCREENSHOT_DIR
+  ? path.resolve(process.env.SCREENSHOT_DIR)
+  : path.join(frontend, "test-results", "screenshots");
 const failures = path.join(frontend, "test-results");
 const chromiumPath = process.env.CHROMIUM_PATH ?? "/usr/bin/chromium";
 const READY_TIMEOUT_MS = 120_000;
