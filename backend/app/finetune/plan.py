@@ -484,17 +484,20 @@ def recommend(methods: dict[str, MethodPlan], settings: PlanSettings) -> Recomme
     wanted = settings.micro_batch
     for method in ("lora", "qlora"):
         plan = methods[method]
-        prefix = "" if method == "lora" else "LoRA's bf16 base does not fit; the 4-bit base "
+        prefix = (
+            "" if method == "lora" else "LoRA's full-precision base does not fit; the 4-bit base "
+        )
         if plan.max_micro_batch_without_checkpointing >= wanted:
             reason = f"{prefix}fits without recomputing activations: fastest steps"
             return Recommendation(method, False, wanted, 1, reason)
         fit = plan.max_micro_batch_with_checkpointing
         if fit >= 1:
-            batch = min(fit, wanted)
+            # The largest micro-batch that divides the requested one, so accumulation reaches it.
+            batch = max(d for d in range(1, min(fit, wanted) + 1) if wanted % d == 0)
             reason = (
                 f"{prefix}fits with activations recomputed in the backward pass (~1/3 more compute)"
             )
-            return Recommendation(method, True, batch, math.ceil(wanted / batch), reason)
+            return Recommendation(method, True, batch, wanted // batch, reason)
     return None
 
 
@@ -549,6 +552,11 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "--lora-rank", type=int, default=PlanSettings.lora_rank, help="adapter rank"
     )
+    parser.add_argument(
+        "--fp32",
+        action="store_true",
+        help="the GPU lacks bf16 (T4, V100, RTX 20xx and older): the trainer computes in fp32",
+    )
     parser.add_argument("--json", action="store_true", help="print the plan as JSON")
     parser.add_argument(
         "--probe",
@@ -563,7 +571,10 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 def run_plan_cli(args: argparse.Namespace) -> int:
     """``rag finetune plan``: print the plan; exit 0 when a recommended setting fits, else 1."""
     settings = PlanSettings(
-        seq_len=args.seq_len, micro_batch=args.micro_batch, lora_rank=args.lora_rank
+        seq_len=args.seq_len,
+        micro_batch=args.micro_batch,
+        lora_rank=args.lora_rank,
+        bf16=not args.fp32,
     )
     plan = make_plan(args.model, args.gpu_mem_gb, settings)
     measured = None
@@ -614,7 +625,7 @@ def format_plan(plan: Plan) -> str:
         f"  {plan.parameter_count / 1e9:.2f} B parameters, {shape.num_layers} layers, hidden "
         f"{shape.hidden_size}, vocabulary {shape.vocab_size:,}",
         f"  {s.micro_batch} x {s.seq_len} tokens a step, LoRA rank {s.lora_rank}; "
-        f"GPU {plan.gpu_mem_gb:g} GiB",
+        f"GPU {plan.gpu_mem_gb:g} GiB, {'bf16' if s.bf16 else 'fp32'}",
         "",
         f"  {'method':7}{'ckpt':6}{'weights':>9}{'train':>9}{'activ.':>9}{'logits':>9}"
         f"{'needs':>9}  {'fits':5}{'max batch':>10}",

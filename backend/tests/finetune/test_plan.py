@@ -300,6 +300,22 @@ def test_recommendations_for_midm_mini(
     assert rec.micro_batch * rec.gradient_accumulation >= PlanSettings().micro_batch
 
 
+def test_accumulation_reaches_the_requested_batch_exactly() -> None:
+    # Three sequences fit on 8 GiB, but 3 does not divide 4: two steps of two.
+    rec = make_plan("mistralai/Mistral-7B-Instruct-v0.3", 8).recommendation
+    assert rec is not None
+    assert (rec.method, rec.micro_batch, rec.gradient_accumulation) == ("qlora", 2, 2)
+
+
+def test_gpus_without_bf16_are_planned_in_fp32(capsys: pytest.CaptureFixture[str]) -> None:
+    bf16 = estimate_memory(MIDM_MINI, "lora", PlanSettings(), gradient_checkpointing=True)
+    fp32 = estimate_memory(MIDM_MINI, "lora", PlanSettings(bf16=False), gradient_checkpointing=True)
+    assert fp32.parts["weights"] == 2 * bf16.parts["weights"]
+    assert fp32.parts["activations"] == 2 * bf16.parts["activations"]
+    assert main(["finetune", "plan", "--gpu-mem-gb", "16", "--fp32"]) == 0
+    assert "GPU 16 GiB, fp32" in capsys.readouterr().out
+
+
 def test_nothing_fits_a_two_gigabyte_gpu() -> None:
     plan = make_plan("K-intelligence/Midm-2.0-Mini-Instruct", 2)
     assert plan.recommendation is None
