@@ -1,7 +1,8 @@
 """A deterministic stand-in LLM for tests and demos: no model, no network, the same reply every time.
 
 Without a script it answers from the prompt itself: it repeats the question and the first sentence
-of source [1], citing ``[1]``, or says it found nothing when there are no sources. A script of
+of source [1], citing ``[1]``, or says it found nothing when there are no sources; a prompt that is
+not a RAG prompt (a review request) gets ``[fake]`` and the request's first line. A script of
 replies (strings, or exceptions to raise) lets tests drive the pipeline through exact answers and
 failures; the calls it received are recorded for inspection.
 """
@@ -16,7 +17,7 @@ from dataclasses import dataclass
 
 from app.core.errors import ModelUnavailable
 from app.models.base import ChatMessage, GenerationOptions
-from app.pipelines.prompts import NO_ANSWER_KO, parse_question, parse_sources
+from app.pipelines.prompts import NO_ANSWER_KO, is_rag_prompt, parse_question, parse_sources
 
 _SENTENCE_END = re.compile(r"(?<=[.!?。])\s+")
 _PIECE = re.compile(r"\S+\s*|\s+")
@@ -88,6 +89,9 @@ class FakeLLM:
 def _echo_answer(messages: Sequence[ChatMessage]) -> str:
     """The fake's unscripted reply to the last user message."""
     prompt = next((m.content for m in reversed(messages) if m.role == "user"), "")
+    if not is_rag_prompt(prompt):
+        # Any other task (a review request, say) gets a reply that shows what was asked.
+        return f"[fake] {prompt.strip().splitlines()[0] if prompt.strip() else ''}".strip()
     sources = parse_sources(prompt)
     if not sources:
         return NO_ANSWER_KO

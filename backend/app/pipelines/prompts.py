@@ -51,6 +51,11 @@ def format_sources(sources: Sequence[PromptSource]) -> str:
     return f"{_SOURCES_OPEN}\n{body}\n{_SOURCES_CLOSE}"
 
 
+def is_rag_prompt(prompt: str) -> bool:
+    """Whether ``prompt`` was built by ``build_messages`` (it carries a sources block)."""
+    return _SOURCES_OPEN in prompt and _SOURCES_CLOSE in prompt
+
+
 def parse_sources(prompt: str) -> list[PromptSource]:
     """Read back the passages that ``format_sources`` wrote into ``prompt``."""
     start = prompt.find(_SOURCES_OPEN)

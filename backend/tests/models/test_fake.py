@@ -7,7 +7,7 @@ import asyncio
 import pytest
 
 from app.core.errors import ModelUnavailable
-from app.models.base import GenerationOptions, LLMClient
+from app.models.base import ChatMessage, GenerationOptions, LLMClient
 from app.models.fake import FakeLLM
 from app.pipelines.prompts import NO_ANSWER_KO, PromptSource, build_messages
 
@@ -62,3 +62,11 @@ def test_check_and_close() -> None:
 
     asyncio.run(run())
     assert llm.closed
+
+
+def test_other_tasks_get_a_reply_naming_the_request() -> None:
+    messages = [
+        ChatMessage("system", "리뷰 작가"),
+        ChatMessage("user", "별점 9/10점 리뷰를 써 주세요"),
+    ]
+    assert asyncio.run(FakeLLM().complete(messages)) == "[fake] 별점 9/10점 리뷰를 써 주세요"
