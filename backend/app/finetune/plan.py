@@ -564,7 +564,12 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         help="also train a few steps of the recommended setting on this machine and print the "
         "measured peak memory beside the estimate (needs the model's weights locally)",
     )
-    parser.add_argument("--probe-steps", type=int, default=2, help="training steps of the probe")
+    parser.add_argument(
+        "--probe-steps",
+        type=int,
+        default=2,
+        help="training steps of the probe (from 2 on, the optimizer's states are in the peak)",
+    )
     parser.set_defaults(func=run_plan_cli)
 
 
