@@ -26,8 +26,9 @@ from typing import Any
 
 from app.core.errors import InvalidInput
 from app.core.logger import get_logger
-from app.finetune.data import DataOptions, load_reviews
+from app.finetune.data import DataOptions, Review, load_reviews
 from app.finetune.evaluate_metrics import (
+    ClassifierScore,
     RatingClassifier,
     band_consistency,
     copy_rate,
@@ -82,18 +83,7 @@ def run_eval(
     dev, _ = load_reviews(data, DataOptions(rating_scale=scale))
     ratings = _requested_ratings(settings.ratings, train_report.ratings, scale)
 
-    classifier_train = sample(train, settings.classifier_samples, settings.seed)
-    classifier_test = sample(dev, settings.classifier_test_samples, settings.seed)
-    classifier = RatingClassifier(seed=settings.seed).fit(
-        [r.text for r in classifier_train],
-        [sentiment_band(r.rating, scale) for r in classifier_train],
-    )
-    test_bands = [sentiment_band(r.rating, scale) for r in classifier_test]
-    test_predicted = classifier.predict([r.text for r in classifier_test])
-    score = classifier.score(
-        [r.text for r in classifier_test], test_bands, train_size=len(classifier_train)
-    )
-    log.info("rating classifier: accuracy %.3f on %d dev reviews", score.accuracy, score.test_size)
+    classifier, score, real_consistency = _rating_classifier(train, dev, scale, settings)
     training_texts = {normalize(r.text) for r in train}
 
     requests = [rating for rating in ratings for _ in range(settings.per_rating)]
@@ -102,7 +92,7 @@ def run_eval(
     real = sample(dev, len(requests), settings.seed + 2)
     results: dict[str, dict[str, Any]] = {
         "real": {
-            "rating_consistency": band_consistency(test_bands, test_predicted),
+            "rating_consistency": real_consistency,
             "distinct_1": distinct_n((r.text for r in real), 1),
             "distinct_2": distinct_n((r.text for r in real), 2),
             "copy_rate": copy_rate([r.text for r in real], training_texts),
@@ -155,6 +145,21 @@ def run_eval(
     }
 
 
+def _rating_classifier(
+    train: list[Review], dev: list[Review], scale: int, settings: EvalSettings
+) -> tuple[RatingClassifier, ClassifierScore, dict[str, Any]]:
+    """The classifier, its score on dev reviews, and how often it puts them in their own band."""
+    fit_on = sample(train, settings.classifier_samples, settings.seed)
+    test_on = sample(dev, settings.classifier_test_samples, settings.seed)
+    classifier = RatingClassifier(seed=settings.seed).fit(
+        [r.text for r in fit_on], [sentiment_band(r.rating, scale) for r in fit_on]
+    )
+    texts, bands = [r.text for r in test_on], [sentiment_band(r.rating, scale) for r in test_on]
+    score = classifier.score(texts, bands, train_size=len(fit_on))
+    log.info("rating classifier: accuracy %.3f on %d dev reviews", score.accuracy, score.test_size)
+    return classifier, score, band_consistency(bands, classifier.predict(texts))
+
+
 def _requested_ratings(
     given: tuple[int, ...] | None, seen: dict[int, int], scale: int
 ) -> tuple[int, ...]:
@@ -196,6 +201,9 @@ def format_markdown(report: dict[str, Any]) -> str:
     def pct(value: float | None) -> str:
         return "-" if value is None else f"{100 * value:.1f}%"
 
+    def ratio(value: float | None) -> str:
+        return "-" if value is None else f"{value:.3f}"
+
     def row(label: str, values: list[str]) -> str:
         return f"| {label} | " + " | ".join(values) + " |"
 
@@ -205,8 +213,8 @@ def format_markdown(report: dict[str, Any]) -> str:
         f"- base model: `{report['model']}`",
         f"- adapter: `{report['adapter'] or '(none)'}`",
         f"- dev data: `{report['data']}`; training data: `{report['train_data']}` "
-        f"(ratings 1-{scale}; requested {', '.join(map(str, report['ratings']))}, "
-        f"{report['settings']['per_rating']} generations each)",
+        f"(ratings 1-{scale}); generated {report['settings']['per_rating']} review(s) for each "
+        f"requested rating: {', '.join(map(str, report['ratings']))}",
         f"- rating classifier (character n-gram TF-IDF + logistic regression, "
         f"{clf['train_size']:,} training reviews): accuracy {pct(clf['accuracy'])} on "
         f"{clf['test_size']:,} dev reviews (majority baseline {pct(clf['majority_baseline'])}, "
@@ -232,8 +240,8 @@ def format_markdown(report: dict[str, Any]) -> str:
                 for c in columns
             ],
         ),
-        row("distinct-1", [f"{results[c]['distinct_1']:.3f}" for c in columns]),
-        row("distinct-2", [f"{results[c]['distinct_2']:.3f}" for c in columns]),
+        row("distinct-1", [ratio(results[c]["distinct_1"]) for c in columns]),
+        row("distinct-2", [ratio(results[c]["distinct_2"]) for c in columns]),
         row("copied from training set", [pct(results[c]["copy_rate"]) for c in columns]),
         row("empty generations", [pct(results[c].get("empty_rate")) for c in columns]),
         "",

@@ -157,13 +157,16 @@ def band_consistency(requested: Sequence[str], predicted: Sequence[str]) -> dict
     }
 
 
-def distinct_n(texts: Iterable[str], n: int) -> float:
-    """Unique word n-grams over all n-grams in ``texts`` (words split on whitespace)."""
+def distinct_n(texts: Iterable[str], n: int) -> float | None:
+    """Unique word n-grams over all n-grams in ``texts`` (words split on whitespace).
+
+    ``None`` when the texts hold no n-gram at all (e.g. one-word replies and ``n`` = 2).
+    """
     grams: list[tuple[str, ...]] = []
     for text in texts:
         words = text.split()
         grams += [tuple(words[i : i + n]) for i in range(len(words) - n + 1)]
-    return round(len(set(grams)) / len(grams), 4) if grams else 0.0
+    return round(len(set(grams)) / len(grams), 4) if grams else None
 
 
 def normalize(text: str) -> str:

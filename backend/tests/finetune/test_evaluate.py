@@ -115,7 +115,7 @@ def test_distinct_n_counts_unique_word_ngrams() -> None:
     assert distinct_n(texts, 1) == round(4 / 6, 4)
     # bigrams: (정말 재밌는) twice, (재밌는 영화), (재밌는 드라마) -> 3 unique of 4
     assert distinct_n(texts, 2) == 0.75
-    assert distinct_n([""], 2) == 0.0
+    assert distinct_n(["한 단어"], 3) is None
 
 
 def test_copy_rate_ignores_spacing_and_empty_replies() -> None:
