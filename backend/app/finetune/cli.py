@@ -15,7 +15,7 @@ from app.finetune.data import DATA_FORMATS, DataOptions
 from app.finetune.governor import GovernorSettings
 from app.finetune.plan import DEFAULT_MODEL
 from app.finetune.plan import add_parser as add_plan_parser
-from app.finetune.train_config import TrainConfig
+from app.finetune.train_config import PACKING_MODES, TrainConfig
 
 _TRAIN_DEFAULTS = TrainConfig(data="", output="")
 _DATA_DEFAULTS = DataOptions()
@@ -172,8 +172,9 @@ def _add_train_parser(commands: argparse._SubParsersAction) -> None:
     )
     train.add_argument(
         "--packing",
-        action=argparse.BooleanOptionalAction,
-        help="pack several reviews per row (default on)",
+        choices=PACKING_MODES,
+        help=f"share: reviews with the same prompt share one copy of it; pack: reviews side by "
+        f"side; none: padded batches (default {_TRAIN_DEFAULTS.packing})",
     )
     train.add_argument(
         "--gradient-checkpointing",

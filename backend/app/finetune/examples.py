@@ -29,16 +29,21 @@ from app.finetune.prompts import REVIEW_SYSTEM_PROMPT, render_chat, review_messa
 log = get_logger("finetune.examples")
 
 _PLACEHOLDER = "\u241fRESPONSE\u241f"
-_CACHE_VERSION = "1"
+_CACHE_VERSION = "2"
 
 
 @dataclass(frozen=True)
 class TokenizedExamples:
-    """Examples stored flat: ``input_ids[offsets[i]:offsets[i+1]]``, loss after ``prompt_lengths[i]``."""
+    """Examples stored flat: ``input_ids[offsets[i]:offsets[i+1]]``, loss after ``prompt_lengths[i]``.
+
+    ``prompt_keys[i]`` numbers the distinct prompts: examples with the same key start with the
+    same prompt tokens (same rating, scale and subject), which packing can share.
+    """
 
     input_ids: np.ndarray
     offsets: np.ndarray
     prompt_lengths: np.ndarray
+    prompt_keys: np.ndarray
 
     def __len__(self) -> int:
         return len(self.prompt_lengths)
@@ -47,6 +52,30 @@ class TokenizedExamples:
     def lengths(self) -> np.ndarray:
         """Tokens per example."""
         return np.diff(self.offsets)
+
+    @property
+    def response_lengths(self) -> np.ndarray:
+        """Tokens per example that carry loss."""
+        return self.lengths - self.prompt_lengths
+
+    def arrays(self) -> dict[str, np.ndarray]:
+        """The fields by name, for saving."""
+        return {
+            "input_ids": self.input_ids,
+            "offsets": self.offsets,
+            "prompt_lengths": self.prompt_lengths,
+            "prompt_keys": self.prompt_keys,
+        }
+
+    @classmethod
+    def from_arrays(cls, arrays: Any) -> TokenizedExamples:
+        """Rebuild from what ``arrays`` returned (or an opened ``.npz``)."""
+        return cls(
+            np.asarray(arrays["input_ids"]),
+            np.asarray(arrays["offsets"]),
+            np.asarray(arrays["prompt_lengths"]),
+            np.asarray(arrays["prompt_keys"]),
+        )
 
     def example(self, index: int) -> tuple[np.ndarray, int]:
         """Token ids of one example and the length of its prompt."""
@@ -100,6 +129,8 @@ def tokenize_reviews(
 
     ids: list[np.ndarray] = []
     prompt_lengths: list[int] = []
+    keys: list[int] = []
+    key_numbers = {key: number for number, key in enumerate(prompts)}
     too_long = 0
     for review, response in zip(reviews, responses, strict=True):
         prompt = prompts[(review.rating, review.subject)]
@@ -108,6 +139,7 @@ def tokenize_reviews(
             continue
         ids.append(np.asarray(prompt + response, dtype=np.int32))
         prompt_lengths.append(len(prompt))
+        keys.append(key_numbers[(review.rating, review.subject)])
     if report is not None and too_long:
         report.dropped["over_max_seq_len"] += too_long
         report.kept -= too_long
@@ -116,7 +148,10 @@ def tokenize_reviews(
     offsets = np.zeros(len(ids) + 1, dtype=np.int64)
     np.cumsum([len(x) for x in ids], out=offsets[1:])
     return TokenizedExamples(
-        np.concatenate(ids), offsets, np.asarray(prompt_lengths, dtype=np.int32)
+        np.concatenate(ids),
+        offsets,
+        np.asarray(prompt_lengths, dtype=np.int32),
+        np.asarray(keys, dtype=np.int32),
     )
 
 
@@ -144,9 +179,7 @@ def prepare_examples(
     cached = cache_dir / f"examples-{cache_key}.npz" if cache_dir else None
     if cached is not None and cached.exists():
         with np.load(cached) as arrays:
-            examples = TokenizedExamples(
-                arrays["input_ids"], arrays["offsets"], arrays["prompt_lengths"]
-            )
+            examples = TokenizedExamples.from_arrays(arrays)
             report = _report_from_json(str(arrays["report"]))
         log.info("loaded %d tokenised examples from %s", len(examples), cached)
         return PreparedData(examples, report, data_hash, cache_key)
@@ -164,13 +197,7 @@ def prepare_examples(
         cached.parent.mkdir(parents=True, exist_ok=True)
         partial = cached.with_name(f".{cached.name}.{os.getpid()}.tmp")
         with partial.open("wb") as f:
-            np.savez(
-                f,
-                input_ids=examples.input_ids,
-                offsets=examples.offsets,
-                prompt_lengths=examples.prompt_lengths,
-                report=np.asarray(json.dumps(report.to_dict())),
-            )
+            np.savez(f, **examples.arrays(), report=np.asarray(json.dumps(report.to_dict())))
         os.replace(partial, cached)
     return PreparedData(examples, report, data_hash, cache_key)
 

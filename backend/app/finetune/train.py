@@ -1,12 +1,14 @@
 """The LoRA / QLoRA training recipe: ``setup()`` → ``train()`` → ``save()``.
 
-Read top to bottom: the config (every knob with a sane default), the loss, then the three steps.
-``run_training(config)`` is what ``rag finetune train`` calls.
+Read top to bottom: the loss, then the three steps; the knobs, each with its default and what it
+does, are ``TrainConfig`` in ``train_config.py``. ``run_training(config)`` is what
+``rag finetune train`` calls.
 
 What it does beyond a plain PEFT loop, and why:
 
-- packs short reviews into full rows without cross-attention (``packing.py``): several times more
-  useful tokens per second than padded batches;
+- packs short reviews into full rows without cross-attention, and lets reviews with the same
+  prompt share one copy of it (``packing.py``): no padding, and the prompt (most of each
+  example) computed once per group;
 - computes logits only where a label is (the assistant's reply), not over the whole vocabulary at
   every prompt and padding position;
 - paces itself with the load governor (``governor.py``) so a month-long run leaves the machine
@@ -41,7 +43,14 @@ from app.core.logger import get_logger
 from app.finetune.checkpoint import latest_resumable, load_checkpoint, save_checkpoint
 from app.finetune.examples import PreparedData, prepare_examples
 from app.finetune.governor import LoadGovernor
-from app.finetune.packing import IGNORE_INDEX, Batch, DataPosition, RowStream, collate
+from app.finetune.packing import (
+    Batch,
+    DataPosition,
+    RowStream,
+    collate,
+    epoch_order,
+    pack_rows,
+)
 from app.finetune.peft_compat import peft_deprecations_silenced
 from app.finetune.prompts import COMPACT_LLAMA3_TEMPLATE, chat_template_for
 from app.finetune.train_config import RUN_FILE, TrainConfig
@@ -52,21 +61,37 @@ LOG_FILE = "train_log.jsonl"
 
 
 def token_loss_sum(model: Any, batch: Batch) -> torch.Tensor:
-    """Sum of next-token cross-entropy over the label tokens.
+    """Sum of next-token cross-entropy over the reply tokens.
 
-    Logits are computed only at positions whose next token carries a label: with a large
+    Logits are computed only at the positions that predict a reply token: with a large
     vocabulary the output layer is a big share of the compute, and most positions are prompt.
     """
     hidden = model.get_decoder()(
         input_ids=batch.input_ids,
-        attention_mask=batch.attention_mask,
+        attention_mask=_attention_mask(model, batch.attention_mask),
         position_ids=batch.position_ids,
         use_cache=False,
     ).last_hidden_state
-    targets = batch.labels[:, 1:]
-    keep = targets != IGNORE_INDEX
-    logits = model.get_output_embeddings()(hidden[:, :-1][keep])
-    return F.cross_entropy(logits.float(), targets[keep], reduction="sum")
+    logits = model.get_output_embeddings()(hidden[batch.loss_rows, batch.loss_cols])
+    return F.cross_entropy(logits.float(), batch.loss_targets, reduction="sum")
+
+
+def _attention_mask(model: Any, mask: torch.Tensor | None) -> torch.Tensor | None:
+    """The batch's mask in the form the model's attention takes: SDPA reads a boolean 4-D mask
+    as is; eager attention adds it, so it needs 0 / -inf."""
+    if mask is None or mask.dim() != 4:
+        return mask
+    implementation = model.config._attn_implementation
+    if implementation == "sdpa":
+        return mask
+    if implementation == "eager":
+        dtype = model.get_input_embeddings().weight.dtype
+        additive = torch.zeros(mask.shape, dtype=dtype, device=mask.device)
+        return additive.masked_fill(~mask, torch.finfo(dtype).min)
+    raise InvalidInput(
+        f"--packing share needs sdpa or eager attention, not {implementation}; "
+        "use --packing pack (FlashAttention reads packed rows from the position ids)"
+    )
 
 
 @dataclass
@@ -86,7 +111,12 @@ class Run:
     total_steps: int
     step: int = 0
     tokens: int = 0
+    """Tokens of the examples trained on (each example's prompt counted, as a padded batch holds)."""
+    positions: int = 0
+    """Positions actually computed (shared prompts once, padding included)."""
     elapsed_s: float = 0.0
+    cpu_s: float = 0.0
+    """CPU time of this process (all threads) spent in the training loop."""
     record: dict[str, Any] = field(default_factory=dict)
 
 
@@ -155,7 +185,8 @@ def setup(config: TrainConfig, *, resume: bool = False) -> Run:
         raise NotFound(f"no checkpoint with optimizer state under {output}; start a new run")
     if checkpoint is not None:
         state = load_checkpoint(checkpoint, model=model, optimizer=optimizer, scheduler=scheduler)
-        run.step, run.tokens, run.elapsed_s = state["step"], state["tokens"], state["elapsed_s"]
+        run.step, run.tokens, run.positions = state["step"], state["tokens"], state["positions"]
+        run.elapsed_s, run.cpu_s = state["elapsed_s"], state["cpu_s"]
         stream.seek(DataPosition(**state["position"]))
         _truncate_log(output / LOG_FILE, run.step)
         log.info("resumed from %s (step %d of %d)", checkpoint.name, run.step, total_steps)
@@ -220,46 +251,41 @@ def train(run: Run) -> None:
     )
     window_tokens, window_start = 0, time.perf_counter()
     while run.step < run.total_steps:
-        step_start = time.perf_counter()
+        step_start, step_cpu = time.perf_counter(), time.process_time()
         with run.governor.step():
             rows = run.stream.take(config.micro_batch_size * config.grad_accum)
             # Every process plans the same rows, so all know the step's label count: dividing
             # by it makes the summed gradients equal those of one process doing all the rows.
-            label_tokens = sum(
-                int(run.data.examples.lengths[i] - run.data.examples.prompt_lengths[i])
-                for row in rows
-                for i in row
-            )
+            replies = run.data.examples.response_lengths
+            label_tokens = sum(int(replies[seg.examples].sum()) for row in rows for seg in row)
             mine = rows[rank::world]
             loss_value = torch.zeros((), device=accelerator.device)
-            step_tokens = 0
+            step_counts = torch.zeros(2, dtype=torch.long)  # tokens, positions
             for start in range(0, len(mine), config.micro_batch_size):
                 batch = collate(
-                    run.data.examples,
-                    mine[start : start + config.micro_batch_size],
-                    pad_id,
-                    packed=config.packing,
+                    run.data.examples, mine[start : start + config.micro_batch_size], pad_id
                 ).to(accelerator.device)
                 loss = token_loss_sum(model, batch) / label_tokens
                 loss.backward()
                 loss_value += loss.detach()
-                step_tokens += batch.tokens
+                step_counts += torch.tensor([batch.tokens, batch.input_ids.numel()])
             if world > 1:
                 for param in trainable:
                     if param.grad is not None:
                         param.grad = accelerator.reduce(param.grad, reduction="sum")
                 loss_value = accelerator.reduce(loss_value, reduction="sum")
-                step_tokens = int(
-                    accelerator.reduce(torch.tensor(step_tokens, device=accelerator.device), "sum")
-                )
+                step_counts = accelerator.reduce(step_counts.to(accelerator.device), "sum").cpu()
             torch.nn.utils.clip_grad_norm_(trainable, config.max_grad_norm)
             run.optimizer.step()
             run.scheduler.step()
             run.optimizer.zero_grad(set_to_none=True)
         run.step += 1
+        step_tokens, step_positions = (int(n) for n in step_counts)
         run.tokens += step_tokens
+        run.positions += step_positions
         window_tokens += step_tokens
         run.elapsed_s += time.perf_counter() - step_start
+        run.cpu_s += time.process_time() - step_cpu
 
         loss_item = loss_value.item()
         bar.update(1)
@@ -301,7 +327,9 @@ def save(run: Run) -> Path:
                 "finished_at": datetime.now(UTC).isoformat(timespec="seconds"),
                 "steps": run.step,
                 "tokens": run.tokens,
+                "positions": run.positions,
                 "elapsed_s": round(run.elapsed_s, 3),
+                "cpu_s": round(run.cpu_s, 3),
                 "tokens_per_s": round(run.tokens / max(run.elapsed_s, 1e-9), 1),
                 "governor_stats": {
                     "compute_s": round(stats.compute_s, 3),
@@ -333,7 +361,9 @@ def _save_checkpoint(run: Run) -> None:
         state={
             "step": run.step,
             "tokens": run.tokens,
+            "positions": run.positions,
             "elapsed_s": run.elapsed_s,
+            "cpu_s": run.cpu_s,
             "position": asdict(run.stream.position),
         },
         keep_adapters=run.config.keep_checkpoints,
@@ -395,20 +425,17 @@ def _load_model(config: TrainConfig, device: torch.device) -> tuple[Any, torch.d
 
 
 def _check_loss_matches_model(run: Run) -> None:
-    """Check once that the label-only loss equals the model's own loss on a real batch.
+    """Check once that the reply-only loss equals the model's own loss on real examples.
 
     ``token_loss_sum`` skips the model's head for unlabelled positions; a model that post-processes
     its logits (soft-capping, scaling) would silently train on a different loss.
     """
-    rows = run.stream.take(1)
-    run.stream.seek(DataPosition())
+    data = run.data.examples
+    order = epoch_order(len(data), run.config.seed, 0)[:8]
+    rows = pack_rows(data, order, run.config.max_seq_len, share=False)[:1]
     pad_id = run.tokenizer.pad_token_id
-    batch = collate(
-        run.data.examples,
-        rows,
-        run.tokenizer.eos_token_id if pad_id is None else pad_id,
-        packed=run.config.packing,
-    ).to(run.accelerator.device)
+    batch = collate(data, rows, run.tokenizer.eos_token_id if pad_id is None else pad_id)
+    batch = batch.to(run.accelerator.device)
     run.model.eval()
     with torch.no_grad():
         ours = token_loss_sum(run.model, batch).item() / batch.label_tokens
@@ -416,14 +443,14 @@ def _check_loss_matches_model(run: Run) -> None:
             input_ids=batch.input_ids,
             attention_mask=batch.attention_mask,
             position_ids=batch.position_ids,
-            labels=batch.labels,
+            labels=batch.labels(),
             use_cache=False,
         ).loss.item()
     run.model.train()
     if not math.isclose(ours, theirs, rel_tol=2e-2, abs_tol=1e-3):
         raise InvalidInput(
-            f"{run.config.model} computes its loss differently ({theirs:.4f}) from the packed "
-            f"label-only loss ({ours:.4f}); this trainer supports Llama-style causal LMs"
+            f"{run.config.model} computes its loss differently ({theirs:.4f}) from the "
+            f"reply-only loss ({ours:.4f}); this trainer supports Llama-style causal LMs"
         )
 
 

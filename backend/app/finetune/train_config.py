@@ -17,6 +17,10 @@ from app.finetune.plan import DEFAULT_MODEL
 
 RUN_FILE = "run.json"
 
+# Batch layouts (see ``packing.py``): share one prompt copy per group, pack rows, or pad.
+Packing = Literal["share", "pack", "none"]
+PACKING_MODES: tuple[str, ...] = ("share", "pack", "none")
+
 Method = Literal["lora", "qlora"]
 
 
@@ -42,7 +46,7 @@ class TrainConfig:
     lora_dropout: float = 0.05
     target_modules: tuple[str, ...] | None = None  # None: every linear projection
     max_seq_len: int = 512  # tokens per packed row; longer examples are dropped
-    packing: bool = True
+    packing: Packing = "share"  # share: one prompt copy per group; pack: rows; none: padding
     gradient_checkpointing: bool = True  # recompute activations in backward: less memory
     save_every: int = 200
     keep_checkpoints: int = 3  # adapter snapshots kept
@@ -63,6 +67,8 @@ class TrainConfig:
             raise InvalidInput("--max-steps must be at least 1")
         if self.epochs <= 0 or self.lr <= 0 or not 0 <= self.lora_dropout < 1:
             raise InvalidInput("--epochs and --lr must be positive, --lora-dropout in [0, 1)")
+        if self.packing not in PACKING_MODES:
+            raise InvalidInput(f"--packing must be one of {', '.join(PACKING_MODES)}")
         if self.max_seq_len < 16:
             raise InvalidInput("--max-seq-len must be at least 16")
 

@@ -54,7 +54,7 @@ def trained(
         data=str(rating_sentences_file),
         output=str(tmp_path_factory.mktemp("trained") / "adapter"),
         max_steps=80,
-        micro_batch_size=1,
+        micro_batch_size=5,  # sharing gives each prompt its own row: one step sees all five
         grad_accum=1,
         lr=1e-2,
         lora_r=8,
