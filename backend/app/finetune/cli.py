@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from app.finetune.data import DATA_FORMATS, DataOptions
+from app.finetune.evaluate import add_parser as add_eval_parser
 from app.finetune.governor import GovernorSettings
 from app.finetune.plan import DEFAULT_MODEL
 from app.finetune.plan import add_parser as add_plan_parser
@@ -79,6 +80,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     _add_train_parser(commands)
     _add_merge_parser(commands)
     add_plan_parser(commands)
+    add_eval_parser(commands)
 
 
 def _add_train_parser(commands: argparse._SubParsersAction) -> None:
