@@ -125,7 +125,7 @@ def reply_perplexity(
     import torch
 
     from app.finetune.examples import tokenize_reviews
-    from app.finetune.packing import collate
+    from app.finetune.packing import Segment, collate
     from app.finetune.train import token_loss_sum
 
     tokenizer, model = loaded.tokenizer, loaded.model
@@ -142,8 +142,8 @@ def reply_perplexity(
     device = next(model.parameters()).device
     total_loss, total_tokens = 0.0, 0
     for start in range(0, len(examples), batch_size):
-        rows = [[i] for i in range(start, min(start + batch_size, len(examples)))]
-        batch = collate(examples, rows, pad_id, packed=False).to(device)
+        rows = [[Segment([i])] for i in range(start, min(start + batch_size, len(examples)))]
+        batch = collate(examples, rows, pad_id).to(device)
         with torch.no_grad():
             total_loss += float(token_loss_sum(model, batch))
         total_tokens += batch.label_tokens

@@ -127,19 +127,29 @@ def probe(
 
 
 def _random_batch(vocab_size: int, settings: PlanSettings, generator: Any) -> Any:
-    """One micro-batch of random ids, the reply (labelled) part at the end of each row."""
+    """One micro-batch of full rows of random ids, the reply (the loss) at the end of each row."""
     import torch
 
-    from app.finetune.packing import IGNORE_INDEX, Batch
+    from app.finetune.packing import Batch
 
     rows, width = settings.micro_batch, settings.seq_len
     input_ids = torch.randint(0, vocab_size, (rows, width), generator=generator)
-    labels = input_ids.clone()
-    prompt = width - math.ceil(width * settings.label_fraction)
-    labels[:, : max(prompt, 1)] = IGNORE_INDEX
-    label_tokens = int((labels != IGNORE_INDEX).sum())
+    reply = min(math.ceil(width * settings.label_fraction), width - 1)
+    # Position c predicts token c + 1: the last ``reply`` tokens of every row are targets.
+    cols = torch.arange(width - reply - 1, width - 1)
+    loss_rows = torch.arange(rows).repeat_interleave(reply)
+    loss_cols = cols.repeat(rows)
     positions = torch.arange(width).expand(rows, width).contiguous()
-    return Batch(input_ids, labels, positions, None, rows * width, label_tokens)
+    return Batch(
+        input_ids,
+        positions,
+        None,
+        loss_rows,
+        loss_cols,
+        input_ids[loss_rows, loss_cols + 1],
+        rows * width,
+        rows * width,
+    )
 
 
 class _CudaPeak:
