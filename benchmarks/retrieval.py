@@ -87,6 +87,12 @@ def main() -> None:
     parser.add_argument(
         "--no-write", action="store_true", help="print only, leave docs/ alone"
     )
+    parser.add_argument(
+        "--fusion",
+        choices=("score", "rrf"),
+        default="score",
+        help="how hybrid merges rankings",
+    )
     args = parser.parse_args()
 
     documents, questions = load_korquad(KORQUAD)
