@@ -1,0 +1,141 @@
+"""docker-compose.yml, parsed: services, health checks, GPUs, volumes and the variables they use."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from app.core.config import LLMSettings
+
+ROOT = Path(__file__).resolve().parents[3]
+COMPOSE = ROOT / "docker-compose.yml"
+ENV_EXAMPLE = ROOT / ".env.example"
+
+# ${NAME}, ${NAME:-default}, ${NAME-default}, ${NAME:?error}; $$ escapes a dollar.
+_VARIABLE = re.compile(r"(?<!\$)\$\{([A-Za-z_][A-Za-z0-9_]*)(?:(:?[-?])([^}]*))?\}")
+
+
+@pytest.fixture(scope="module")
+def compose() -> dict[str, Any]:
+    return yaml.safe_load(COMPOSE.read_text(encoding="utf-8"))
+
+
+def _documented_variables() -> set[str]:
+    names = set()
+    for line in ENV_EXAMPLE.read_text(encoding="utf-8").splitlines():
+        name, sep, _ = line.partition("=")
+        if sep and not line.startswith("#"):
+            names.add(name.strip())
+    return names
+
+
+def _mount(volume: str) -> tuple[str, str, str]:
+    """``SOURCE:TARGET[:MODE]`` → (source, target, mode); the source may hold ``${VAR:-x}``."""
+    match = re.fullmatch(r"(.+):(/[^:]*)(?::(ro|rw))?", volume)
+    assert match, volume
+    return match[1], match[2], match[3] or "rw"
+
+
+def _gpu_devices(service: dict[str, Any]) -> list[dict[str, Any]]:
+    return service["deploy"]["resources"]["reservations"]["devices"]
+
+
+def test_every_variable_is_documented_or_has_a_default() -> None:
+    documented = _documented_variables()
+    text = COMPOSE.read_text(encoding="utf-8")
+    used = _VARIABLE.findall(text)
+    assert used, "the compose file reads its settings from the environment"
+    for name, operator, _default in used:
+        assert name in documented or operator == ":-", f"${{{name}}} has no default"
+
+
+def test_every_service_has_a_health_check(compose: dict[str, Any]) -> None:
+    services = compose["services"]
+    assert {"db", "api", "trainer", "vllm", "api-vllm"} <= set(services)
+    for name, service in services.items():
+        check = service.get("healthcheck")
+        assert check and check["test"][0] in {"CMD", "CMD-SHELL"}, name
+        assert not check.get("disable"), name
+
+
+def test_db_is_pgvector_with_a_volume(compose: dict[str, Any]) -> None:
+    db = compose["services"]["db"]
+    assert db["image"].startswith("pgvector/pgvector:")
+    assert "pg_isready" in db["healthcheck"]["test"][1]
+    volume, _, mount = db["volumes"][0].partition(":")
+    assert volume in compose["volumes"] and mount == "/var/lib/postgresql/data"
+
+
+def test_api_waits_for_a_healthy_db_and_points_at_it(compose: dict[str, Any]) -> None:
+    api = compose["services"]["api"]
+    assert api["depends_on"]["db"]["condition"] == "service_healthy"
+    assert re.fullmatch(r"postgresql://\S+@db:5432/\S+", api["environment"]["DATABASE_URL"])
+    assert api["environment"]["API_HOST"] == "0.0.0.0"
+    assert api["ports"] == ["${API_PORT:-8000}:8000"]
+    assert api["build"] == {"context": ".", "dockerfile": "backend/Dockerfile", "target": "runtime"}
+    assert "/health" in " ".join(api["healthcheck"]["test"])
+    assert "profiles" not in api and "profiles" not in compose["services"]["db"]
+
+
+def test_trainer_reserves_gpus_and_trains_into_the_adapter_volume(
+    compose: dict[str, Any],
+) -> None:
+    trainer = compose["services"]["trainer"]
+    assert trainer["profiles"] == ["trainer"]
+    assert trainer["build"]["target"] == "gpu"
+    assert any("gpu" in device["capabilities"] for device in _gpu_devices(trainer))
+    command = trainer["command"]
+    assert command[:3] == ["rag", "finetune", "train"]
+    data = command[command.index("--data") + 1]
+    output = command[command.index("--output") + 1]
+    mounts = {target: (source, mode) for source, target, mode in map(_mount, trainer["volumes"])}
+    assert mounts[data] == ("${TRAIN_DATA_DIR:-./data/reviews}", "ro")
+    assert mounts[str(Path(output).parent)] == ("adapters", "rw")
+    assert "adapters" in compose["volumes"]
+
+
+def test_vllm_serves_the_trained_adapter(compose: dict[str, Any]) -> None:
+    vllm = compose["services"]["vllm"]
+    trainer = compose["services"]["trainer"]
+    assert vllm["profiles"] == ["vllm"]
+    assert vllm["image"].startswith("vllm/vllm-openai:")
+    assert any("gpu" in device["capabilities"] for device in _gpu_devices(vllm))
+    command = vllm["command"]
+    assert "--enable-lora" in command
+    name, _, path = command[command.index("--lora-modules") + 1].partition("=")
+    assert name == "reviews"
+    # The adapter folder vLLM reads is the one the trainer writes, through the shared volume.
+    (adapters_dir, mode) = next(
+        (target, mode)
+        for source, target, mode in map(_mount, vllm["volumes"])
+        if source == "adapters"
+    )
+    assert mode == "ro"
+    trained = trainer["command"][trainer["command"].index("--output") + 1]
+    assert path == f"{adapters_dir}/{Path(trained).name}"
+    assert command[command.index("--chat-template") + 1] == f"{path}/chat_template.jinja"
+    assert int(command[command.index("--max-lora-rank") + 1]) >= 16
+
+
+def test_the_api_talks_to_vllm_through_the_openai_provider(compose: dict[str, Any]) -> None:
+    api = compose["services"]["api-vllm"]
+    env = api["environment"]
+    assert env["LLM_PROVIDER"] == "openai"
+    assert env["OPENAI_BASE_URL"] == "http://vllm:8000/v1"
+    assert env["DATABASE_URL"] == compose["services"]["api"]["environment"]["DATABASE_URL"]
+    assert api["depends_on"]["vllm"]["condition"] == "service_healthy"
+    assert api["depends_on"]["db"]["condition"] == "service_healthy"
+    vllm = compose["services"]["vllm"]["command"]
+    assert env["OPENAI_MODEL"] == vllm[vllm.index("--served-model-name") + 1]
+    # The settings the app builds from this environment are valid.
+    settings = LLMSettings(
+        provider=env["LLM_PROVIDER"],
+        openai_base_url=env["OPENAI_BASE_URL"],
+        openai_api_key=env["OPENAI_API_KEY"],
+        openai_model=env["OPENAI_MODEL"],
+    )
+    assert settings.openai_base_url == "http://vllm:8000/v1"
