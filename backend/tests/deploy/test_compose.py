@@ -127,6 +127,8 @@ def test_the_api_talks_to_vllm_through_the_openai_provider(compose: dict[str, An
     assert env["LLM_PROVIDER"] == "openai"
     assert env["OPENAI_BASE_URL"] == "http://vllm:8000/v1"
     assert env["DATABASE_URL"] == compose["services"]["api"]["environment"]["DATABASE_URL"]
+    assert api["build"] == compose["services"]["api"]["build"]
+    assert api["image"] == compose["services"]["api"]["image"]
     assert api["depends_on"]["vllm"]["condition"] == "service_healthy"
     assert api["depends_on"]["db"]["condition"] == "service_healthy"
     vllm = compose["services"]["vllm"]["command"]
