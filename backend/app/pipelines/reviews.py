@@ -129,7 +129,8 @@ def review_writer_for(llm: LLMClient, settings: LLMSettings) -> ReviewWriter:
     """The writer for the configured LLM; ``ModelUnavailable`` (how to configure one) if it cannot write."""
     if settings.provider == "extractive":
         raise ModelUnavailable(NOT_CONFIGURED)
-    adapters = list(settings.lora_adapters) if settings.provider == "local" else []
+    # vLLM (an OpenAI-compatible server) serves each LoRA adapter under its own model name.
+    adapters = list(settings.lora_adapters) if settings.provider in ("local", "openai") else []
     return ReviewWriter(llm, adapters=adapters)
 
 

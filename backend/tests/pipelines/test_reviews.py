@@ -9,7 +9,7 @@ from collections.abc import Iterator
 import pytest
 
 from app.cli import main
-from app.core.config import get_settings
+from app.core.config import LLMSettings, get_settings
 from app.core.errors import InvalidInput
 from app.finetune.prompts import review_messages
 from app.models.fake import FakeLLM
@@ -20,6 +20,7 @@ from app.pipelines.reviews import (
     ReviewsDone,
     ReviewToken,
     ReviewWriter,
+    review_writer_for,
 )
 from tests.utils.local_llm import tiny_serving
 
@@ -136,3 +137,17 @@ def test_rag_generate_writes_reviews_with_an_adapter(
 
     assert main(["generate", "--rating", "9", "--adapter", "missing"]) == 2
     assert "Unknown adapter 'missing'" in capsys.readouterr().err
+
+
+def test_an_openai_compatible_server_serves_the_named_adapters(tmp_path) -> None:
+    settings = LLMSettings(
+        provider="openai",
+        openai_base_url="http://127.0.0.1:9/v1",
+        lora_adapters=f"reviews={tmp_path}",
+    )
+    llm = FakeLLM()
+    writer = review_writer_for(llm, settings)
+    asyncio.run(writer.generate(ReviewRequest(rating=8, adapter="reviews")))
+    assert llm.calls[-1].options.adapter == "reviews"
+    with pytest.raises(InvalidInput):
+        asyncio.run(writer.generate(ReviewRequest(rating=8, adapter="other")))
