@@ -129,9 +129,12 @@ def review_writer_for(llm: LLMClient, settings: LLMSettings) -> ReviewWriter:
     """The writer for the configured LLM; ``ModelUnavailable`` (how to configure one) if it cannot write."""
     if settings.provider == "extractive":
         raise ModelUnavailable(NOT_CONFIGURED)
-    # vLLM (an OpenAI-compatible server) serves each LoRA adapter under its own model name.
-    adapters = list(settings.lora_adapters) if settings.provider in ("local", "openai") else []
-    return ReviewWriter(llm, adapters=adapters)
+    return ReviewWriter(llm, adapters=servable_adapters(settings))
+
+
+def servable_adapters(settings: LLMSettings) -> list[str]:
+    """LoRA adapter names a request may name: loaded locally, or served by name by vLLM (openai)."""
+    return list(settings.lora_adapters) if settings.provider in ("local", "openai") else []
 
 
 def _validate(request: ReviewRequest, adapters: Sequence[str]) -> None:

@@ -9,6 +9,7 @@ from pydantic import BaseModel, Field
 
 from app.api.deps import LLMDep, SettingsDep
 from app.api.schemas import ProviderInfo
+from app.pipelines.reviews import servable_adapters
 
 router = APIRouter(prefix="/api/models", tags=["models"])
 
@@ -18,7 +19,6 @@ class _LoadedLocally(Protocol):
     """What a model loaded in this process reports (``LocalLLM``)."""
 
     base_model: str
-    adapters: tuple[str, ...]
     device: object
     dtype: object
     quantization: str | None
@@ -38,14 +38,15 @@ async def models(llm: LLMDep, settings: SettingsDep) -> ModelsResponse:
     """The configured LLM provider, and the base model, adapters, device, dtype and quantisation
     of a local one (null for remote providers)."""
     info = ProviderInfo(provider=settings.llm.provider, name=llm.name)
+    adapters = servable_adapters(settings.llm)
     if not isinstance(llm, _LoadedLocally):
         return ModelsResponse(
-            llm=info, base_model=None, adapters=[], device=None, dtype=None, quantization=None
+            llm=info, base_model=None, adapters=adapters, device=None, dtype=None, quantization=None
         )
     return ModelsResponse(
         llm=info,
         base_model=llm.base_model,
-        adapters=list(llm.adapters),
+        adapters=adapters,
         device=str(llm.device),
         dtype=str(llm.dtype).removeprefix("torch."),
         quantization=llm.quantization,
