@@ -10,6 +10,9 @@ A checkpoint is written into a hidden temporary folder, flushed to disk, and ren
 the rename is atomic, so a crash (or ``kill -9``) while saving leaves the previous checkpoints
 untouched and at worst a temporary folder that the next save clears away.
 
+Tensors are saved whole and optimizer state is keyed by parameter name, so a checkpoint does not
+depend on how many processes wrote it or whether they sharded the model (``sharding.py``).
+
 Retention is split by kind: ``keep_adapters`` adapter snapshots stay (they are small and useful
 to compare), but optimizer state (twice the adapter's size, and only needed to resume) is kept in
 the newest ``keep_optimizer`` checkpoints only.
@@ -27,6 +30,7 @@ from typing import Any
 import torch
 
 from app.core.errors import Conflict
+from app.finetune.sharding import full_tensor, like
 
 CHECKPOINTS_DIR = "checkpoints"
 STATE_FILE = "trainer_state.json"
@@ -49,17 +53,49 @@ def latest_resumable(output: Path) -> Path | None:
     return None
 
 
+def adapter_state(model: Any) -> dict[str, torch.Tensor]:
+    """The adapter's weights by parameter name, whole; collective when the model is sharded."""
+    return {name: full_tensor(p) for name, p in model.named_parameters() if p.requires_grad}
+
+
+def optimizer_state(model: Any, optimizer: torch.optim.Optimizer) -> dict[str, Any]:
+    """The optimizer's state with whole tensors, keyed by parameter name instead of position.
+
+    Collective when the model is sharded: every process must call it, in the same order.
+    """
+    names = _trainable_names(model)
+    state = {
+        names[param]: {key: full_tensor(value) for key, value in optimizer.state[param].items()}
+        for group in optimizer.param_groups
+        for param in group["params"]
+        if param in optimizer.state
+    }
+    groups = [
+        {
+            **{k: v for k, v in group.items() if k != "params"},
+            "params": [names[p] for p in group["params"]],
+        }
+        for group in optimizer.param_groups
+    ]
+    return {"state": state, "param_groups": groups}
+
+
 def save_checkpoint(
     output: Path,
     *,
     model: Any,
-    optimizer: torch.optim.Optimizer,
+    adapter: dict[str, torch.Tensor],
+    optimizer: dict[str, Any],
     scheduler: Any,
     state: dict[str, Any],
     keep_adapters: int,
     keep_optimizer: int,
 ) -> Path:
-    """Write a checkpoint for ``state["step"]`` atomically, then apply retention."""
+    """Write a checkpoint for ``state["step"]`` atomically, then apply retention.
+
+    ``adapter`` and ``optimizer`` come from ``adapter_state`` and ``optimizer_state``; ``model``
+    supplies the adapter's configuration.
+    """
     root = output / CHECKPOINTS_DIR
     root.mkdir(parents=True, exist_ok=True)
     final = root / f"step-{state['step']:06d}"
@@ -68,8 +104,8 @@ def save_checkpoint(
         shutil.rmtree(partial)
     partial.mkdir()
 
-    model.save_pretrained(partial)
-    torch.save(optimizer.state_dict(), partial / "optimizer.pt")
+    model.save_pretrained(partial, state_dict=adapter)
+    torch.save(optimizer, partial / "optimizer.pt")
     torch.save(scheduler.state_dict(), partial / "scheduler.pt")
     torch.save(_rng_state(), partial / "rng.pt")
     (partial / STATE_FILE).write_text(json.dumps(state, indent=2), encoding="utf-8")
@@ -83,10 +119,8 @@ def save_checkpoint(
     return final
 
 
-def load_checkpoint(
-    path: Path, *, model: Any, optimizer: torch.optim.Optimizer, scheduler: Any
-) -> dict[str, Any]:
-    """Restore adapter weights, optimizer, scheduler and RNG from ``path``; returns the saved state."""
+def load_adapter(path: Path, model: Any) -> None:
+    """Put the checkpoint's adapter weights into ``model`` (before it is sharded)."""
     from peft import set_peft_model_state_dict
     from safetensors.torch import load_file
 
@@ -96,10 +130,44 @@ def load_checkpoint(
         raise Conflict(
             f"checkpoint {path.name} does not match the model (unexpected {result.unexpected_keys[:3]})"
         )
-    optimizer.load_state_dict(torch.load(path / "optimizer.pt", weights_only=True))
+
+
+def load_training_state(
+    path: Path, *, model: Any, optimizer: torch.optim.Optimizer, scheduler: Any
+) -> dict[str, Any]:
+    """Restore optimizer, scheduler and RNG from ``path``; returns the saved trainer state."""
+    _load_optimizer_state(
+        model, optimizer, torch.load(path / "optimizer.pt", weights_only=True), path.name
+    )
     scheduler.load_state_dict(torch.load(path / "scheduler.pt", weights_only=True))
     _set_rng_state(torch.load(path / "rng.pt", weights_only=True))
     return json.loads((path / STATE_FILE).read_text(encoding="utf-8"))
+
+
+def _load_optimizer_state(
+    model: Any, optimizer: torch.optim.Optimizer, saved: dict[str, Any], checkpoint: str
+) -> None:
+    """Load a by-name optimizer state, each tensor laid out (sharded or not) as its parameter is."""
+    names = _trainable_names(model)
+    current = [[names[p] for p in group["params"]] for group in optimizer.param_groups]
+    saved_groups = saved.get("param_groups", [])
+    if current != [group["params"] for group in saved_groups]:
+        raise Conflict(f"checkpoint {checkpoint} holds optimizer state for other parameters")
+    positional: dict[str, Any] = {"state": {}, "param_groups": []}
+    index = 0
+    for group, saved_group in zip(optimizer.param_groups, saved_groups, strict=True):
+        ids = list(range(index, index + len(group["params"])))
+        for i, param in zip(ids, group["params"], strict=True):
+            values = saved["state"].get(names[param])
+            if values is not None:
+                positional["state"][i] = {k: like(v, param) for k, v in values.items()}
+        positional["param_groups"].append({**saved_group, "params": ids})
+        index += len(ids)
+    optimizer.load_state_dict(positional)
+
+
+def _trainable_names(model: Any) -> dict[torch.Tensor, str]:
+    return {param: name for name, param in model.named_parameters() if param.requires_grad}
 
 
 def prune_checkpoints(output: Path, *, keep_adapters: int, keep_optimizer: int) -> None:

@@ -20,7 +20,9 @@ What it does beyond a plain PEFT loop, and why:
 
 Several GPUs: ``accelerate launch -m app.cli finetune train ...``. Every process computes the same
 row plan and takes its share of each step's rows; gradients of the (small) adapter are summed
-across processes before the optimizer step, so the result matches a single process.
+across processes before the optimizer step, so the result matches a single process. With the
+FSDP config (``deploy/accelerate/fsdp.yaml``) the base is also split across the processes
+(``sharding.py``), for bases that do not fit on one GPU.
 """
 
 from __future__ import annotations
@@ -40,7 +42,14 @@ import torch.nn.functional as F
 
 from app.core.errors import InvalidInput, NotFound
 from app.core.logger import get_logger
-from app.finetune.checkpoint import latest_resumable, load_checkpoint, save_checkpoint
+from app.finetune.checkpoint import (
+    adapter_state,
+    latest_resumable,
+    load_adapter,
+    load_training_state,
+    optimizer_state,
+    save_checkpoint,
+)
 from app.finetune.examples import PreparedData, prepare_examples
 from app.finetune.governor import LoadGovernor
 from app.finetune.packing import (
@@ -53,6 +62,7 @@ from app.finetune.packing import (
 )
 from app.finetune.peft_compat import peft_deprecations_silenced
 from app.finetune.prompts import COMPACT_LLAMA3_TEMPLATE, chat_template_for
+from app.finetune.sharding import fsdp_plugin, shard
 from app.finetune.train_config import RUN_FILE, TrainConfig
 
 log = get_logger("finetune.train")
@@ -74,6 +84,27 @@ def token_loss_sum(model: Any, batch: Batch) -> torch.Tensor:
     ).last_hidden_state
     logits = model.get_output_embeddings()(hidden[batch.loss_rows, batch.loss_cols])
     return F.cross_entropy(logits.float(), batch.loss_targets, reduction="sum")
+
+
+class ReplyLoss(torch.nn.Module):
+    """``token_loss_sum`` as a module: the one call the loop makes, and the root that FSDP shards
+    (its forward is where the embeddings and output layer are gathered)."""
+
+    def __init__(self, model: Any) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(self, batch: Batch, *, model_loss: bool = False) -> torch.Tensor:
+        """The summed reply-token loss; with ``model_loss``, the model's own mean loss instead."""
+        if not model_loss:
+            return token_loss_sum(self.model, batch)
+        return self.model(
+            input_ids=batch.input_ids,
+            attention_mask=batch.attention_mask,
+            position_ids=batch.position_ids,
+            labels=batch.labels(),
+            use_cache=False,
+        ).loss
 
 
 def _attention_mask(model: Any, mask: torch.Tensor | None) -> torch.Tensor | None:
@@ -100,6 +131,9 @@ class Run:
 
     config: TrainConfig
     model: Any
+    loss_module: ReplyLoss
+    sharded: bool
+    """Whether FSDP splits the base across the processes."""
     tokenizer: Any
     chat_template: str
     data: PreparedData
@@ -136,6 +170,9 @@ def setup(config: TrainConfig, *, resume: bool = False) -> Run:
     governor = LoadGovernor(config.governor)
     applied = governor.apply()
     accelerator = Accelerator(cpu=not torch.cuda.is_available())
+    plugin = fsdp_plugin(accelerator)
+    if plugin is not None:
+        _check_shardable(config, accelerator.num_processes)
     output = Path(config.output)
     output.mkdir(parents=True, exist_ok=True)
     torch.manual_seed(config.seed)
@@ -152,7 +189,7 @@ def setup(config: TrainConfig, *, resume: bool = False) -> Run:
     )
     log.info("data %s", data.report.summary())
 
-    model, dtype = _load_model(config, accelerator.device)
+    model, dtype = _load_model(config, accelerator.device, sharded=plugin is not None)
     stream = RowStream(
         data.examples, seed=config.seed, row_len=config.max_seq_len, packing=config.packing
     )
@@ -160,6 +197,17 @@ def setup(config: TrainConfig, *, resume: bool = False) -> Run:
     total_steps = config.max_steps or math.ceil(
         config.epochs * stream.rows_per_epoch / rows_per_step
     )
+    checkpoint = latest_resumable(output) if resume else None
+    if resume and checkpoint is None:
+        raise NotFound(f"no checkpoint with optimizer state under {output}; start a new run")
+    if checkpoint is not None:
+        load_adapter(checkpoint, model)
+    loss_module = ReplyLoss(model)
+    if plugin is not None:
+        shard(loss_module, model, plugin, device=accelerator.device, compute_dtype=dtype)
+    _check_loss_matches_model(loss_module, config, tokenizer, data, accelerator.device)
+
+    # Built after sharding: FSDP replaces the parameters with their shards.
     trainable = [p for p in model.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(trainable, lr=config.lr, weight_decay=config.weight_decay)
     scheduler = get_cosine_schedule_with_warmup(
@@ -168,6 +216,8 @@ def setup(config: TrainConfig, *, resume: bool = False) -> Run:
     run = Run(
         config=config,
         model=model,
+        loss_module=loss_module,
+        sharded=plugin is not None,
         tokenizer=tokenizer,
         chat_template=chat_template,
         data=data,
@@ -178,19 +228,17 @@ def setup(config: TrainConfig, *, resume: bool = False) -> Run:
         accelerator=accelerator,
         total_steps=total_steps,
     )
-    _check_loss_matches_model(run)
-
-    checkpoint = latest_resumable(output) if resume else None
-    if resume and checkpoint is None:
-        raise NotFound(f"no checkpoint with optimizer state under {output}; start a new run")
     if checkpoint is not None:
-        state = load_checkpoint(checkpoint, model=model, optimizer=optimizer, scheduler=scheduler)
+        state = load_training_state(
+            checkpoint, model=model, optimizer=optimizer, scheduler=scheduler
+        )
         run.step, run.tokens, run.positions = state["step"], state["tokens"], state["positions"]
         run.elapsed_s, run.cpu_s = state["elapsed_s"], state["cpu_s"]
         stream.seek(DataPosition(**state["position"]))
-        _truncate_log(output / LOG_FILE, run.step)
+        if accelerator.is_main_process:
+            _truncate_log(output / LOG_FILE, run.step)
         log.info("resumed from %s (step %d of %d)", checkpoint.name, run.step, total_steps)
-    elif (output / LOG_FILE).exists():
+    elif (output / LOG_FILE).exists() and accelerator.is_main_process:
         (output / LOG_FILE).unlink()
 
     trainable_count = sum(p.numel() for p in trainable)
@@ -210,6 +258,7 @@ def setup(config: TrainConfig, *, resume: bool = False) -> Run:
         "total_params": total_count,
         "device": str(accelerator.device),
         "processes": accelerator.num_processes,
+        "sharding": "fsdp" if plugin is not None else "none",
         "dtype": str(dtype).removeprefix("torch."),
         "governor_applied": applied,
         "versions": _versions(),
@@ -265,14 +314,15 @@ def train(run: Run) -> None:
                 batch = collate(
                     run.data.examples, mine[start : start + config.micro_batch_size], pad_id
                 ).to(accelerator.device)
-                loss = token_loss_sum(model, batch) / label_tokens
+                loss = run.loss_module(batch) / label_tokens
                 loss.backward()
                 loss_value += loss.detach()
                 step_counts += torch.tensor([batch.tokens, batch.input_ids.numel()])
             if world > 1:
-                for param in trainable:
-                    if param.grad is not None:
-                        param.grad = accelerator.reduce(param.grad, reduction="sum")
+                if not run.sharded:  # FSDP sums a sharded model's gradients during backward
+                    for param in trainable:
+                        if param.grad is not None:
+                            param.grad = accelerator.reduce(param.grad, reduction="sum")
                 loss_value = accelerator.reduce(loss_value, reduction="sum")
                 step_counts = accelerator.reduce(step_counts.to(accelerator.device), "sum").cpu()
             torch.nn.utils.clip_grad_norm_(trainable, config.max_grad_norm)
@@ -315,9 +365,10 @@ def save(run: Run) -> Path:
     """Write the final adapter, the tokenizer (with the chat template trained on) and ``run.json``."""
     config, accelerator = run.config, run.accelerator
     output = Path(config.output)
+    adapter = adapter_state(run.model)
     accelerator.wait_for_everyone()
     if accelerator.is_main_process:
-        run.model.save_pretrained(output)
+        run.model.save_pretrained(output, state_dict=adapter)
         # Saved with the template used in training, so generation from this folder matches it.
         run.tokenizer.chat_template = run.chat_template
         run.tokenizer.save_pretrained(output)
@@ -350,13 +401,17 @@ def resume_command(output: Path) -> str:
 
 
 def _save_checkpoint(run: Run) -> None:
+    # Every process takes part in gathering a sharded model's tensors; the main one writes.
+    adapter = adapter_state(run.model)
+    optimizer = optimizer_state(run.model, run.optimizer)
     run.accelerator.wait_for_everyone()
     if not run.accelerator.is_main_process:
         return
     save_checkpoint(
         Path(run.config.output),
         model=run.model,
-        optimizer=run.optimizer,
+        adapter=adapter,
+        optimizer=optimizer,
         scheduler=run.scheduler,
         state={
             "step": run.step,
@@ -380,8 +435,14 @@ def _load_tokenizer(model_id: str) -> Any:
         raise NotFound(f"cannot load a tokenizer from {model_id!r}: {exc}") from exc
 
 
-def _load_model(config: TrainConfig, device: torch.device) -> tuple[Any, torch.dtype]:
-    """The frozen base (full precision or 4-bit) with a fresh LoRA adapter on it."""
+def _load_model(
+    config: TrainConfig, device: torch.device, *, sharded: bool = False
+) -> tuple[Any, torch.dtype]:
+    """The frozen base (full precision or 4-bit) with a fresh LoRA adapter on it.
+
+    A model that will be sharded stays on the CPU: sharding moves each process's part to
+    ``device``.
+    """
     from peft import LoraConfig, get_peft_model, prepare_model_for_kbit_training
     from transformers import AutoModelForCausalLM, BitsAndBytesConfig
 
@@ -405,7 +466,7 @@ def _load_model(config: TrainConfig, device: torch.device) -> tuple[Any, torch.d
         # Checkpointing is enabled below, the same way for both methods (non-reentrant, which
         # needs no input-grad hook).
         model = prepare_model_for_kbit_training(model, use_gradient_checkpointing=False)
-    else:
+    elif not sharded:
         model.to(device)
     if config.gradient_checkpointing:
         model.activation_checkpointing_enable({"use_reentrant": False})
@@ -424,32 +485,48 @@ def _load_model(config: TrainConfig, device: torch.device) -> tuple[Any, torch.d
         raise InvalidInput(f"cannot attach LoRA to {config.model}: {exc}") from exc
 
 
-def _check_loss_matches_model(run: Run) -> None:
+def _check_shardable(config: TrainConfig, processes: int) -> None:
+    if config.method == "qlora":
+        raise InvalidInput(
+            "QLoRA cannot be sharded with FSDP here; QLoRA fits Mi:dm Mini on one 4 GiB GPU "
+            "(see rag finetune plan), or use --method lora with FSDP for bases too big for one GPU"
+        )
+    rows = config.micro_batch_size * config.grad_accum
+    if rows % processes:
+        # Sharded layers gather their weights in every forward, so all processes must run the
+        # same number of micro-batches.
+        raise InvalidInput(
+            f"with FSDP, --micro-batch-size x --grad-accum ({rows}) must be a multiple of the "
+            f"number of processes ({processes})"
+        )
+
+
+def _check_loss_matches_model(
+    loss_module: ReplyLoss,
+    config: TrainConfig,
+    tokenizer: Any,
+    data: PreparedData,
+    device: torch.device,
+) -> None:
     """Check once that the reply-only loss equals the model's own loss on real examples.
 
     ``token_loss_sum`` skips the model's head for unlabelled positions; a model that post-processes
     its logits (soft-capping, scaling) would silently train on a different loss.
     """
-    data = run.data.examples
-    order = epoch_order(len(data), run.config.seed, 0)[:8]
-    rows = pack_rows(data, order, run.config.max_seq_len, share=False)[:1]
-    pad_id = run.tokenizer.pad_token_id
-    batch = collate(data, rows, run.tokenizer.eos_token_id if pad_id is None else pad_id)
-    batch = batch.to(run.accelerator.device)
-    run.model.eval()
+    examples = data.examples
+    order = epoch_order(len(examples), config.seed, 0)[:8]
+    rows = pack_rows(examples, order, config.max_seq_len, share=False)[:1]
+    pad_id = tokenizer.pad_token_id
+    batch = collate(examples, rows, tokenizer.eos_token_id if pad_id is None else pad_id)
+    batch = batch.to(device)
+    loss_module.eval()
     with torch.no_grad():
-        ours = token_loss_sum(run.model, batch).item() / batch.label_tokens
-        theirs = run.model(
-            input_ids=batch.input_ids,
-            attention_mask=batch.attention_mask,
-            position_ids=batch.position_ids,
-            labels=batch.labels(),
-            use_cache=False,
-        ).loss.item()
-    run.model.train()
+        ours = loss_module(batch).item() / batch.label_tokens
+        theirs = loss_module(batch, model_loss=True).item()
+    loss_module.train()
     if not math.isclose(ours, theirs, rel_tol=2e-2, abs_tol=1e-3):
         raise InvalidInput(
-            f"{run.config.model} computes its loss differently ({theirs:.4f}) from the "
+            f"{config.model} computes its loss differently ({theirs:.4f}) from the "
             f"reply-only loss ({ours:.4f}); this trainer supports Llama-style causal LMs"
         )
 

@@ -25,6 +25,30 @@ def test_config_loads_as_data_parallel_processes(name: str) -> None:
     assert config.num_processes % config.num_machines == 0
 
 
+def test_fsdp_config_shards_llama_decoder_layers_with_fsdp2() -> None:
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    config = load_config_from_file(str(CONFIGS / "fsdp.yaml"))
+    assert isinstance(config, ClusterConfig)
+    assert config.distributed_type == DistributedType.FSDP
+    assert config.mixed_precision == "no" and not config.use_cpu
+    fsdp = config.fsdp_config
+    assert fsdp["fsdp_version"] == 2
+    assert fsdp["fsdp_auto_wrap_policy"] == "TRANSFORMER_BASED_WRAP"
+    # The layer class named must be the one Llama models (Mi:dm's architecture) are built from.
+    llama = LlamaForCausalLM(
+        LlamaConfig(
+            hidden_size=8,
+            intermediate_size=16,
+            num_hidden_layers=1,
+            num_attention_heads=2,
+            vocab_size=32,
+        )
+    )
+    assert {fsdp["fsdp_transformer_layer_cls_to_wrap"]} == set(llama._no_split_modules)
+    assert fsdp["fsdp_activation_checkpointing"] is False
+
+
 def test_multi_node_config_names_the_rendezvous() -> None:
     config = load_config_from_file(str(CONFIGS / "multi_node.yaml"))
     assert config.num_machines > 1 and config.machine_rank == 0

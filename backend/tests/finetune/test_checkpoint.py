@@ -1,4 +1,4 @@
-"""Checkpoints: atomic writes, retention split by kind, exact restore of weights and RNG."""
+"""Checkpoints: atomic writes, retention split by kind, exact restore of weights, optimizer and RNG."""
 
 from __future__ import annotations
 
@@ -9,10 +9,14 @@ import torch
 from peft import LoraConfig, get_peft_model
 from transformers import AutoModelForCausalLM, get_cosine_schedule_with_warmup
 
+from app.core.errors import Conflict
 from app.finetune.checkpoint import (
+    adapter_state,
     checkpoint_dirs,
     latest_resumable,
-    load_checkpoint,
+    load_adapter,
+    load_training_state,
+    optimizer_state,
     save_checkpoint,
 )
 from app.finetune.peft_compat import peft_deprecations_silenced
@@ -43,7 +47,8 @@ def save(output: Path, step: int, parts, **keep: int) -> Path:
     return save_checkpoint(
         output,
         model=model,
-        optimizer=optimizer,
+        adapter=adapter_state(model),
+        optimizer=optimizer_state(model, optimizer),
         scheduler=scheduler,
         state={"step": step, "position": {"epoch": 0, "row": step}},
         keep_adapters=keep.get("adapters", 3),
@@ -70,7 +75,8 @@ def test_a_failed_save_leaves_the_last_good_checkpoint(tmp_path: Path, parts) ->
         save_checkpoint(
             tmp_path,
             model=model,
-            optimizer=optimizer,
+            adapter=adapter_state(model),
+            optimizer=optimizer_state(model, optimizer),
             scheduler=None,
             state={"step": 20},
             keep_adapters=3,
@@ -88,6 +94,10 @@ def test_load_restores_weights_optimizer_scheduler_and_rng(tmp_path: Path, parts
     model, optimizer, scheduler = parts
     path = save(tmp_path, 10, parts)
     weights = {n: p.detach().clone() for n, p in model.named_parameters() if p.requires_grad}
+    moments = {
+        i: {k: v.clone() for k, v in state.items()}
+        for i, state in optimizer.state_dict()["state"].items()
+    }
     lr = scheduler.get_last_lr()
     expected_draw = torch.rand(3)
 
@@ -96,12 +106,30 @@ def test_load_restores_weights_optimizer_scheduler_and_rng(tmp_path: Path, parts
             p.data.add_(1.0)
     scheduler.step()
     torch.rand(5)
+    # A fresh optimizer, as a resumed process builds it: no state until the checkpoint's.
+    fresh = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-2)
+    scheduler = get_cosine_schedule_with_warmup(fresh, 2, 20)
 
-    state = load_checkpoint(path, model=model, optimizer=optimizer, scheduler=scheduler)
+    load_adapter(path, model)
+    state = load_training_state(path, model=model, optimizer=fresh, scheduler=scheduler)
     assert state["step"] == 10 and state["position"] == {"epoch": 0, "row": 10}
     for name, p in model.named_parameters():
         if p.requires_grad:
             assert torch.equal(p, weights[name]), name
     assert scheduler.get_last_lr() == lr
-    assert optimizer.state_dict()["state"]
+    restored = fresh.state_dict()["state"]
+    assert restored.keys() == moments.keys()
+    for i, values in moments.items():
+        for key, value in values.items():
+            assert torch.equal(restored[i][key], value), (i, key)
     assert torch.equal(torch.rand(3), expected_draw)
+
+
+def test_optimizer_state_of_other_parameters_is_refused(tmp_path: Path, parts) -> None:
+    model, _, scheduler = parts
+    path = save(tmp_path, 10, parts)
+    trainable = [p for p in model.parameters() if p.requires_grad]
+    # An adapter on fewer modules than the checkpoint's: the states cannot be matched up.
+    other = torch.optim.AdamW(trainable[:-2], lr=1e-2)
+    with pytest.raises(Conflict, match="other parameters"):
+        load_training_state(path, model=model, optimizer=other, scheduler=scheduler)
