@@ -124,6 +124,8 @@ def resolve_config(
         raise Conflict("cannot resume with different " + ", ".join(changed))
     return replace(
         saved,
+        # The folder resumed from, even when the run was moved there after it started.
+        output=str(output),
         governor=replace(saved.governor, **governor_overrides),
         **{k: v for k, v in overrides.items() if k in RESUME_MAY_CHANGE},
     )
