@@ -89,6 +89,9 @@ class PlanSettings:
     """Whether the GPU computes in bf16 (Ampere and newer); older GPUs train in fp32 here."""
     dropout_mask_bytes: int = 1
     """Bytes a dropout mask keeps per element: a bool on CUDA, a float (4) on CPU."""
+    shards: int = 1
+    """GPUs the base is split across with FSDP (``deploy/accelerate/fsdp.yaml``); 1: not split.
+    The estimates are then per GPU. QLoRA's 4-bit base is never split."""
 
     def __post_init__(self) -> None:
         if self.seq_len < 1:
@@ -97,6 +100,10 @@ class PlanSettings:
             raise InvalidInput(f"micro-batch must be at least 1, got {self.micro_batch}")
         if self.lora_rank < 1:
             raise InvalidInput(f"LoRA rank must be at least 1, got {self.lora_rank}")
+        if self.shards < 1:
+            raise InvalidInput(
+                f"the number of FSDP processes must be at least 1, got {self.shards}"
+            )
         if not 0 <= self.lora_dropout < 1:
             raise InvalidInput(f"LoRA dropout must be in [0, 1), got {self.lora_dropout}")
         if not 0 < self.label_fraction <= 1:
@@ -340,6 +347,8 @@ def estimate_memory(
         parts["trainable"] = FP32 * trained
     parts["gradients"] = FP32 * trained
     parts["optimizer"] = ADAM_BYTES_PER_PARAM * trained
+    if settings.shards > 1 and method != "qlora":
+        _shard_parts(parts, shape, settings.shards, compute)
 
     stream = residual_bytes(method, settings)
     per_layer = _layer_activation_bytes(shape, method, settings)
@@ -354,6 +363,20 @@ def estimate_memory(
     reply_tokens = math.ceil(tokens * settings.label_fraction)
     parts["logits"] = reply_tokens * LOGIT_BYTES * shape.vocab_size
     return MemoryEstimate(method, gradient_checkpointing, batch, parts)
+
+
+def _shard_parts(parts: dict[str, int], shape: ModelShape, shards: int, compute: int) -> None:
+    """Per-GPU weights and training state when FSDP splits them ``shards`` ways (``sharding.py``).
+
+    Every weight, the trainable copy, its gradient and AdamW's moments keep 1/N per GPU. On top,
+    the root's weights (embeddings, final norm, output layer) stay gathered for the whole step,
+    and two decoder layers are gathered at a time: the one computing and the next, prefetched.
+    """
+    layer = shape.layer_linear_params() + 2 * shape.hidden_size
+    root = shape.parameter_count() - shape.num_layers * layer
+    for name in ("weights", "trainable", "gradients", "optimizer"):
+        parts[name] = math.ceil(parts[name] / shards)
+    parts["gathered"] = compute * (root + 2 * layer)
 
 
 def residual_bytes(method: Method, settings: PlanSettings) -> int:
@@ -470,7 +493,7 @@ def make_plan(model: str, gpu_mem_gb: float, settings: PlanSettings | None = Non
         settings=settings,
         methods=methods,
         recommendation=recommend(methods, settings),
-        notes=_notes(shape, methods, gpu_mem_gb),
+        notes=_notes(shape, methods, gpu_mem_gb, settings),
     )
 
 
@@ -502,11 +525,19 @@ def recommend(methods: dict[str, MethodPlan], settings: PlanSettings) -> Recomme
     return None
 
 
-def _notes(shape: ModelShape, methods: dict[str, MethodPlan], gpu_mem_gb: float) -> list[str]:
+def _notes(
+    shape: ModelShape, methods: dict[str, MethodPlan], gpu_mem_gb: float, settings: PlanSettings
+) -> list[str]:
     notes = [
         f"GPU memory is read as GiB; {_gib(CUDA_CONTEXT_BYTES)} GiB goes to the CUDA context and "
         f"{FRAGMENTATION:.0%} to allocator slack. A GPU that also drives a display has less free.",
     ]
+    if settings.shards > 1:
+        notes.append(
+            f"LoRA and full rows are per GPU with the base split {settings.shards} ways; QLoRA's "
+            "row is one GPU's, as its 4-bit base is not split. Every process first loads the "
+            f"whole base into CPU memory ({_gib(BF16 * shape.parameter_count())} GiB in bf16)"
+        )
     logits = methods["lora"].with_checkpointing.parts["logits"]
     checkpointed = methods["lora"].with_checkpointing.parts
     activations = checkpointed["activations"] + checkpointed["recompute"]
@@ -560,6 +591,13 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         help="share of tokens that are the reply, where logits are computed",
     )
     parser.add_argument(
+        "--fsdp",
+        type=int,
+        default=PlanSettings.shards,
+        metavar="N",
+        help="plan per GPU for a base split across N GPUs with FSDP (deploy/accelerate/fsdp.yaml)",
+    )
+    parser.add_argument(
         "--fp32",
         action="store_true",
         help="the GPU lacks bf16 (T4, V100, RTX 20xx and older): the trainer computes in fp32",
@@ -588,6 +626,7 @@ def run_plan_cli(args: argparse.Namespace) -> int:
         lora_rank=args.lora_rank,
         label_fraction=args.label_fraction,
         bf16=not args.fp32,
+        shards=args.fsdp,
     )
     plan = make_plan(args.model, args.gpu_mem_gb, settings)
     measured = None
@@ -638,7 +677,8 @@ def format_plan(plan: Plan) -> str:
         f"  {plan.parameter_count / 1e9:.2f} B parameters, {shape.num_layers} layers, hidden "
         f"{shape.hidden_size}, vocabulary {shape.vocab_size:,}",
         f"  {s.micro_batch} x {s.seq_len} tokens a step, LoRA rank {s.lora_rank}; "
-        f"GPU {plan.gpu_mem_gb:g} GiB, {'bf16' if s.bf16 else 'fp32'}",
+        f"GPU {plan.gpu_mem_gb:g} GiB, {'bf16' if s.bf16 else 'fp32'}"
+        + (f"; base split across {s.shards} GPUs (FSDP), figures per GPU" if s.shards > 1 else ""),
         "",
         f"  {'method':7}{'ckpt':6}{'weights':>9}{'train':>9}{'activ.':>9}{'logits':>9}"
         f"{'needs':>9}  {'fits':5}{'max batch':>10}",
@@ -649,7 +689,9 @@ def format_plan(plan: Plan) -> str:
             (method_plan.with_checkpointing, method_plan.max_micro_batch_with_checkpointing),
         ):
             p = estimate.parts
-            weights = p["weights"] + p.get("quant_constants", 0) + p.get("dequantize", 0)
+            weights = sum(
+                p.get(k, 0) for k in ("weights", "gathered", "quant_constants", "dequantize")
+            )
             train = p["trainable"] + p["gradients"] + p["optimizer"]
             activations = p["activations"] + p.get("recompute", 0)
             fits = estimate.required <= plan.gpu_mem_gb * GIB

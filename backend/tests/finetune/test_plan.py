@@ -348,6 +348,42 @@ def test_gpus_without_bf16_are_planned_in_fp32(capsys: pytest.CaptureFixture[str
     assert "GPU 16 GiB, fp32" in capsys.readouterr().out
 
 
+def test_fsdp_splits_weights_and_training_state_per_gpu() -> None:
+    one = estimate_memory(MIDM_BASE, "lora", PlanSettings(), gradient_checkpointing=True)
+    two = estimate_memory(MIDM_BASE, "lora", PlanSettings(shards=2), gradient_checkpointing=True)
+    for part in ("weights", "trainable", "gradients", "optimizer"):
+        assert two.parts[part] == math.ceil(one.parts[part] / 2), part
+    # Gathered whole: embeddings, output layer and final norm, plus two decoder layers.
+    layer = MIDM_BASE.layer_linear_params() + 2 * MIDM_BASE.hidden_size
+    root = MIDM_BASE.embedding_params() + MIDM_BASE.lm_head_params() + MIDM_BASE.hidden_size
+    assert two.parts["gathered"] == 2 * (root + 2 * layer)
+    assert two.parts["activations"] == one.parts["activations"]
+    # QLoRA's 4-bit base is not split, so its estimate does not change.
+    qlora = [
+        estimate_memory(MIDM_BASE, "qlora", PlanSettings(shards=n), gradient_checkpointing=True)
+        for n in (1, 4)
+    ]
+    assert qlora[0] == qlora[1]
+
+
+def test_fsdp_lets_lora_train_midm_base_on_24_gib_cards(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    args = ["finetune", "plan", "--model", "K-intelligence/Midm-2.0-Base-Instruct"]
+    one = make_plan("K-intelligence/Midm-2.0-Base-Instruct", 24).recommendation
+    two = make_plan(
+        "K-intelligence/Midm-2.0-Base-Instruct", 24, PlanSettings(shards=2)
+    ).recommendation
+    assert one is not None and one.method == "qlora"
+    assert two is not None and (two.method, two.gradient_checkpointing) == ("lora", True)
+    assert main([*args, "--gpu-mem-gb", "24", "--fsdp", "2"]) == 0
+    out = capsys.readouterr().out
+    assert "base split across 2 GPUs (FSDP), figures per GPU" in out
+    assert "recommendation: LORA with gradient checkpointing" in out
+    assert main([*args, "--gpu-mem-gb", "24", "--fsdp", "0"]) == 2
+    assert "FSDP processes must be at least 1" in capsys.readouterr().err
+
+
 def test_nothing_fits_a_two_gigabyte_gpu() -> None:
     plan = make_plan("K-intelligence/Midm-2.0-Mini-Instruct", 2)
     assert plan.recommendation is None
