@@ -24,12 +24,12 @@ def compose() -> dict[str, Any]:
     return yaml.safe_load(COMPOSE.read_text(encoding="utf-8"))
 
 
-def _documented_variables() -> set[str]:
-    names = set()
+def _documented_variables() -> dict[str, str]:
+    names = {}
     for line in ENV_EXAMPLE.read_text(encoding="utf-8").splitlines():
-        name, sep, _ = line.partition("=")
+        name, sep, value = line.partition("=")
         if sep and not line.startswith("#"):
-            names.add(name.strip())
+            names[name.strip()] = value.strip()
     return names
 
 
@@ -44,13 +44,16 @@ def _gpu_devices(service: dict[str, Any]) -> list[dict[str, Any]]:
     return service["deploy"]["resources"]["reservations"]["devices"]
 
 
-def test_every_variable_is_documented_or_has_a_default() -> None:
+def test_every_variable_is_in_env_example_with_the_same_default() -> None:
     documented = _documented_variables()
     text = COMPOSE.read_text(encoding="utf-8")
     used = _VARIABLE.findall(text)
     assert used, "the compose file reads its settings from the environment"
-    for name, operator, _default in used:
-        assert name in documented or operator == ":-", f"${{{name}}} has no default"
+    for name, operator, default in used:
+        assert name in documented, f"${{{name}}} is not in .env.example"
+        # An unset variable and the copied example must start the same stack.
+        assert operator == ":-", f"${{{name}}} has no default"
+        assert default == documented[name], f"${{{name}}}: {default!r} vs {documented[name]!r}"
 
 
 def test_every_service_has_a_health_check(compose: dict[str, Any]) -> None:
