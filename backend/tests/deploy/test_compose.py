@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import re
 from pathlib import Path
 from typing import Any
@@ -54,6 +55,30 @@ def test_every_variable_is_in_env_example_with_the_same_default() -> None:
         # An unset variable and the copied example must start the same stack.
         assert operator == ":-", f"${{{name}}} has no default"
         assert default == documented[name], f"${{{name}}}: {default!r} vs {documented[name]!r}"
+
+
+def _with_defaults(text: str) -> str:
+    """The file as Compose reads it when nothing is set: every variable replaced by its default."""
+    return _VARIABLE.sub(lambda m: m[3] if m[2] == ":-" else "", text).replace("$$", "$")
+
+
+def test_the_file_is_valid_compose_with_its_defaults() -> None:
+    """Checked against the Compose specification by a spec-compliant parser, not only as YAML."""
+    from compose_spec import PyCompose
+
+    # PyYAML resolves the file's merge keys (<<: *api-environment), which that parser lacks.
+    resolved = yaml.safe_load(_with_defaults(COMPOSE.read_text(encoding="utf-8")))
+    parsed = PyCompose.from_yaml(yaml.safe_dump(resolved))
+    assert set(parsed.service_names()) == set(resolved["services"])
+
+    broken = copy.deepcopy(resolved)
+    broken["services"]["api"]["depends_on"]["db"]["condition"] = "service_happy"
+    with pytest.raises(ValueError, match="service_happy"):
+        PyCompose.from_yaml(yaml.safe_dump(broken))
+    broken = copy.deepcopy(resolved)
+    broken["services"]["trainer"]["healthchek"] = broken["services"]["trainer"].pop("healthcheck")
+    with pytest.raises(ValueError, match="healthchek"):
+        PyCompose.from_yaml(yaml.safe_dump(broken))
 
 
 def test_every_service_has_a_health_check(compose: dict[str, Any]) -> None:
