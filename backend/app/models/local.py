@@ -8,7 +8,8 @@ constructor, at start-up, with a message that says what to fix.
 
 ``complete`` goes through a dynamic batcher: requests arriving within ``LOCAL_BATCH_WINDOW_MS``
 of each other with the same adapter and sampling knobs are left-padded and generated together.
-``stream`` runs one request at a time with a ``TextIteratorStreamer``, outside the batcher.
+``stream`` runs one request at a time with a ``TextIteratorStreamer``, outside the batcher, and
+stops generating as soon as its reader goes away (a client that disconnects mid-answer).
 """
 
 from __future__ import annotations
@@ -23,7 +24,13 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from transformers import AutoModelForCausalLM, AutoTokenizer, TextIteratorStreamer
+from transformers import (
+    AutoModelForCausalLM,
+    AutoTokenizer,
+    StoppingCriteria,
+    StoppingCriteriaList,
+    TextIteratorStreamer,
+)
 
 from app.core.config import LLMSettings
 from app.core.errors import InvalidInput, ModelUnavailable
@@ -112,11 +119,12 @@ class LocalLLM:
         """Yield the reply piece by piece as the model produces it (one request, not batched)."""
         request = self._request(messages, options)
         streamer = TextIteratorStreamer(self.tokenizer, skip_prompt=True, skip_special_tokens=True)
+        abandoned = threading.Event()
         failure: list[Exception] = []
 
         def run() -> None:
             try:
-                self._generate([request], streamer=streamer)
+                self._generate([request], streamer=streamer, stop=abandoned)
             except Exception as exc:
                 failure.append(exc)
                 # Unblock the reader below, which is waiting for the next piece.
@@ -124,9 +132,14 @@ class LocalLLM:
 
         worker = threading.Thread(target=run, name="local-llm-stream", daemon=True)
         worker.start()
-        while (piece := await asyncio.to_thread(next, streamer, None)) is not None:
-            if piece:
-                yield piece
+        try:
+            while (piece := await asyncio.to_thread(next, streamer, None)) is not None:
+                if piece:
+                    yield piece
+        finally:
+            # Reached early when the reader stops (closed or cancelled, e.g. the client hung up):
+            # generation ends at the next token instead of holding the model for the rest.
+            abandoned.set()
         await asyncio.to_thread(worker.join)
         if failure:
             raise _generation_error(failure[0])
@@ -176,9 +189,14 @@ class LocalLLM:
             raise _generation_error(exc) from exc
 
     def _generate(
-        self, requests: Sequence[_Request], *, streamer: TextIteratorStreamer | None = None
+        self,
+        requests: Sequence[_Request],
+        *,
+        streamer: TextIteratorStreamer | None = None,
+        stop: threading.Event | None = None,
     ) -> list[str]:
-        """One ``generate`` call for requests that share their sampling knobs."""
+        """One ``generate`` call for requests that share their sampling knobs; ends early once
+        ``stop`` is set."""
         sampling = requests[0].sampling
         inputs = self.tokenizer(
             [r.prompt for r in requests],
@@ -193,6 +211,8 @@ class LocalLLM:
             "pad_token_id": self.tokenizer.pad_token_id,
             "streamer": streamer,
         }
+        if stop is not None:
+            kwargs["stopping_criteria"] = StoppingCriteriaList([_StopWhenSet(stop)])
         if sampling.temperature > 0:
             kwargs.update(do_sample=True, temperature=sampling.temperature, top_p=sampling.top_p)
         else:
@@ -243,6 +263,20 @@ class LocalLLM:
         except (OSError, ValueError) as exc:
             raise ModelUnavailable(f"Cannot load LOCAL_MODEL={self.base_model!r}: {exc}") from exc
         return model
+
+
+class _StopWhenSet(StoppingCriteria):
+    """Ends every sequence of the batch once ``event`` is set."""
+
+    def __init__(self, event: threading.Event) -> None:
+        self._event = event
+
+    def __call__(
+        self, input_ids: torch.Tensor, scores: torch.Tensor, **kwargs: Any
+    ) -> torch.Tensor:
+        return torch.full(
+            (input_ids.shape[0],), self._event.is_set(), dtype=torch.bool, device=input_ids.device
+        )
 
 
 def resolve_device(setting: str) -> torch.device:

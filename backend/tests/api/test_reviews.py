@@ -4,11 +4,13 @@ LoRA adapters; plus the answers for a model that cannot write reviews."""
 from __future__ import annotations
 
 import asyncio
+import time
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -136,6 +138,36 @@ def test_stream_yields_tokens_then_done(local: Served) -> None:
         streamed = "".join(data["text"] for name, data in events[:-1] if data["index"] == index)
         assert streamed.strip() == review["text"]
     assert _generate(local, **body).json() == done
+
+
+def test_a_client_that_hangs_up_stops_the_generation(
+    local: Served, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    llm = local.app.state.components.llm
+    # Only the padding token ends a review, which greedy decoding never picks: a client that
+    # stayed would get all 400 tokens.
+    monkeypatch.setattr(llm, "_stop_ids", [llm.tokenizer.pad_token_id])
+    produced: list[str] = []
+    generate = llm._generate
+
+    def recording(*args: Any, **kwargs: Any) -> list[str]:
+        texts = generate(*args, **kwargs)
+        produced.extend(texts)
+        return texts
+
+    monkeypatch.setattr(llm, "_generate", recording)
+    body = {"rating": 2, "n": 3, "temperature": 0, "max_new_tokens": 400}
+    with local.client.stream("POST", "/api/reviews/generate/stream", json=body) as response:
+        assert response.status_code == 200
+        assert next(response.iter_lines()).startswith("event: token")
+    deadline = time.monotonic() + 120
+    while not produced:
+        assert time.monotonic() < deadline, "the generation did not end"
+        time.sleep(0.05)
+    time.sleep(1.0)
+    # One review, cut short; the other two were never started.
+    assert len(produced) == 1
+    assert len(llm.tokenizer(produced[0], add_special_tokens=False)["input_ids"]) < 100
 
 
 @pytest.mark.parametrize(

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import json
 import shutil
+import threading
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -119,6 +120,40 @@ def test_stream_yields_the_same_text_as_complete(llm: LocalLLM) -> None:
     whole = asyncio.run(llm.complete(_messages(4), _options(adapter="reviews")))
     assert len(streamed) > 1
     assert "".join(streamed).strip() == whole
+
+
+def test_a_stream_left_early_stops_generating(
+    llm: LocalLLM, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Only the padding token ends an answer, which greedy decoding never picks: left alone, the
+    # model would write all 400 tokens.
+    monkeypatch.setattr(llm, "_stop_ids", [llm.tokenizer.pad_token_id])
+    produced: list[str] = []
+    generate = llm._generate
+
+    def recording(*args: Any, **kwargs: Any) -> list[str]:
+        texts = generate(*args, **kwargs)
+        produced.extend(texts)
+        return texts
+
+    monkeypatch.setattr(llm, "_generate", recording)
+
+    async def read_one_piece_then_leave() -> str:
+        pieces = llm.stream(_messages(2), _options(max_tokens=400))
+        first = await anext(pieces)
+        await pieces.aclose()
+        return first
+
+    def length(text: str) -> int:
+        return len(llm.tokenizer(text, add_special_tokens=False)["input_ids"])
+
+    first = asyncio.run(read_one_piece_then_leave())
+    for thread in threading.enumerate():
+        if thread.name == "local-llm-stream":
+            thread.join(timeout=120)
+    assert first and length(produced[0]) < 50, length(produced[0])
+    # The same request read to the end (decoded text re-encodes into fewer tokens than 400).
+    assert length(asyncio.run(llm.complete(_messages(2), _options(max_tokens=400)))) > 200
 
 
 def test_a_seed_makes_sampling_repeatable(llm: LocalLLM) -> None:
