@@ -10,7 +10,6 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import httpx
 import pytest
@@ -19,7 +18,7 @@ from fastapi import FastAPI
 from app.core.config import APISettings, DatabaseSettings, EmbeddingSettings, LLMSettings, Settings
 from app.main import create_app
 from tests.utils.live_server import live_server
-from tests.utils.local_llm import ServingDirs, tiny_serving
+from tests.utils.local_llm import ServingDirs, record_endless_generations, tiny_serving
 from tests.utils.sse import parse_sse
 
 
@@ -144,18 +143,8 @@ def test_a_client_that_hangs_up_stops_the_generation(
     local: Served, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     llm = local.app.state.components.llm
-    # Only the padding token ends a review, which greedy decoding never picks: a client that
-    # stayed would get all 400 tokens.
-    monkeypatch.setattr(llm, "_stop_ids", [llm.tokenizer.pad_token_id])
-    produced: list[str] = []
-    generate = llm._generate
-
-    def recording(*args: Any, **kwargs: Any) -> list[str]:
-        texts = generate(*args, **kwargs)
-        produced.extend(texts)
-        return texts
-
-    monkeypatch.setattr(llm, "_generate", recording)
+    # Left alone, each review would run to all 400 tokens.
+    produced = record_endless_generations(llm, monkeypatch)
     body = {"rating": 2, "n": 3, "temperature": 0, "max_new_tokens": 400}
     with local.client.stream("POST", "/api/reviews/generate/stream", json=body) as response:
         assert response.status_code == 200

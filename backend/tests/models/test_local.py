@@ -21,7 +21,12 @@ from app.models.local import LocalLLM
 from app.pipelines.prompts import PromptSource, build_messages
 from app.pipelines.rag import DoneEvent, RAGPipeline, RetrievalOptions, SourcesEvent, TokenEvent
 from app.retriever.types import SearchHit
-from tests.utils.local_llm import ServingDirs, build_adapter, tiny_serving
+from tests.utils.local_llm import (
+    ServingDirs,
+    build_adapter,
+    record_endless_generations,
+    tiny_serving,
+)
 
 GREEDY = GenerationOptions(temperature=0.0, max_tokens=12)
 
@@ -125,18 +130,7 @@ def test_stream_yields_the_same_text_as_complete(llm: LocalLLM) -> None:
 def test_a_stream_left_early_stops_generating(
     llm: LocalLLM, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    # Only the padding token ends an answer, which greedy decoding never picks: left alone, the
-    # model would write all 400 tokens.
-    monkeypatch.setattr(llm, "_stop_ids", [llm.tokenizer.pad_token_id])
-    produced: list[str] = []
-    generate = llm._generate
-
-    def recording(*args: Any, **kwargs: Any) -> list[str]:
-        texts = generate(*args, **kwargs)
-        produced.extend(texts)
-        return texts
-
-    monkeypatch.setattr(llm, "_generate", recording)
+    produced = record_endless_generations(llm, monkeypatch)
 
     async def read_one_piece_then_leave() -> str:
         pieces = llm.stream(_messages(2), _options(max_tokens=400))

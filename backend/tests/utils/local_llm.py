@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -76,3 +77,22 @@ def tiny_serving(tmp_path_factory: pytest.TempPathFactory) -> ServingDirs:
     if not NSMC_TRAIN.exists():
         pytest.skip(f"shared data not found at {NSMC_TRAIN}")
     return serving_dirs(tmp_path_factory.getbasetemp() / "local-serving")
+
+
+def record_endless_generations(llm: Any, monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """Make ``llm`` write until its token limit, and collect every text it generates.
+
+    Only the padding token then ends an answer, and greedy decoding never picks it, so a
+    generation that is cut short shows as a text far shorter than the limit.
+    """
+    monkeypatch.setattr(llm, "_stop_ids", [llm.tokenizer.pad_token_id])
+    produced: list[str] = []
+    generate = llm._generate
+
+    def recording(*args: Any, **kwargs: Any) -> list[str]:
+        texts = generate(*args, **kwargs)
+        produced.extend(texts)
+        return texts
+
+    monkeypatch.setattr(llm, "_generate", recording)
+    return produced
