@@ -76,7 +76,8 @@ def cmd_ingest(args: argparse.Namespace) -> int:
             detail = f"{r.chunks} chunks" if r.outcome == "indexed" else (r.error or "")
             print(f"{r.outcome:9} {r.source}  {detail}".rstrip())
         counts = {
-            o: sum(r.outcome == o for r in results) for o in ("indexed", "unchanged", "failed")
+            o: sum(r.outcome == o for r in results)
+            for o in ("indexed", "unchanged", "removed", "failed")
         }
         print(", ".join(f"{n} {o}" for o, n in counts.items()), file=sys.stderr)
     return 1 if any(r.outcome == "failed" for r in results) else 0

@@ -106,7 +106,7 @@ class DocumentList(BaseModel):
 class UploadResult(BaseModel):
     filename: str
     document_id: str | None
-    outcome: Literal["indexed", "unchanged", "failed", "rejected"]
+    outcome: Literal["indexed", "unchanged", "failed", "removed", "rejected"]
     chunks: int = 0
     error: ErrorDetail | None = None
 

@@ -4,8 +4,9 @@ Ingesting is idempotent. A document's id is the one its file gives (a ``.jsonl``
 or one derived from its collection and source, so the same file lands on the same document
 again. Its content hash covers everything that shapes the stored chunks (text, title, metadata,
 pages, chunking settings, embedder, this module's ``INDEX_VERSION``): an unchanged document is
-skipped, a changed one is re-indexed in place. Each document is handled under the store's
-per-document lock, so concurrent uploads of one file index it once.
+skipped, a changed one is re-indexed in place, and a document the file no longer holds (a line
+taken out of a ``.jsonl``) is removed. Each document is handled under the store's per-document
+lock, so concurrent uploads of one file index it once.
 """
 
 from __future__ import annotations
@@ -79,8 +80,10 @@ class Indexer:
     ) -> list[IngestResult]:
         """Index every document in one file; ``source`` (default ``filename``) names it in the index.
 
-        Raises ``TooLarge``, ``Unsupported`` or ``InvalidInput`` when the file cannot be read at
-        all; a document that fails while being indexed is reported as ``failed`` instead.
+        Documents stored earlier from the same source and collection that the file no longer
+        holds are deleted and reported as ``removed``. Raises ``TooLarge``, ``Unsupported`` or
+        ``InvalidInput`` when the file cannot be read at all (and then nothing is removed); a
+        document that fails while being indexed is reported as ``failed`` instead.
         """
         if self._max_file_bytes is not None and len(data) > self._max_file_bytes:
             raise TooLarge(
@@ -104,7 +107,7 @@ class Indexer:
                     document_id, document, collection, source, {**extra, **document.metadata}, size
                 )
             )
-        return results
+        return results + self._remove_stale(collection, source, {r.document_id for r in results})
 
     def ingest_path(
         self,
@@ -142,6 +145,19 @@ class Indexer:
         with self._store.document_lock(document_id):
             if not self._store.delete_document(document_id):
                 raise NotFound(f"No document with id {document_id!r}.", code="document_not_found")
+
+    def _remove_stale(
+        self, collection: str, source: str, kept: set[str | None]
+    ) -> list[IngestResult]:
+        removed = []
+        for document_id in self._store.document_ids_from(collection, source):
+            if document_id in kept:
+                continue
+            with self._store.document_lock(document_id):
+                if self._store.delete_document(document_id):
+                    log.info("removed %s (%s): no longer in the file", document_id, source)
+                    removed.append(IngestResult(document_id, source, "removed"))
+        return removed
 
     def _collection(self, collection: str | None) -> str:
         name = (collection or self._settings.default_collection).strip()

@@ -9,7 +9,7 @@ from typing import Any, Literal, Protocol
 from app.core.config import SearchMode
 
 DocumentStatus = Literal["pending", "indexing", "ready", "failed"]
-IngestOutcome = Literal["indexed", "unchanged", "failed"]
+IngestOutcome = Literal["indexed", "unchanged", "failed", "removed"]
 
 
 @dataclass(frozen=True, slots=True)

@@ -358,6 +358,15 @@ class PGVectorStore:
             cur = conn.execute("DELETE FROM documents WHERE id = %s", (document_id,))
             return cur.rowcount > 0
 
+    def document_ids_from(self, collection: str, source: str) -> list[str]:
+        """Ids of the documents read from ``source`` into ``collection``."""
+        with self._connection() as conn:
+            rows = conn.execute(
+                "SELECT id FROM documents WHERE collection = %s AND source = %s ORDER BY id",
+                (collection, source),
+            ).fetchall()
+        return [row[0] for row in rows]
+
     def get_document(self, document_id: str) -> DocumentRecord | None:
         """One document, or ``None``."""
         with self._connection() as conn:

@@ -61,6 +61,26 @@ def test_changed_file_replaces_its_chunks(api: Api) -> None:
     assert texts and all("금요일" in t for t in texts)
 
 
+def test_a_csv_row_taken_out_is_removed(api: Api) -> None:
+    header = "id,text\n"
+    rows = [
+        "r1,출장비는 영수증을 첨부해 청구합니다.\n",
+        "r2,야근 식대는 저녁 8시 이후에 지원합니다.\n",
+    ]
+    first = _upload(api, ("경비.csv", (header + "".join(rows)).encode())).json()["results"]
+    assert [(r["document_id"], r["outcome"]) for r in first] == [
+        ("r1", "indexed"),
+        ("r2", "indexed"),
+    ]
+
+    second = _upload(api, ("경비.csv", (header + rows[0]).encode())).json()["results"]
+    assert [(r["filename"], r["document_id"], r["outcome"]) for r in second] == [
+        ("경비.csv", "r1", "unchanged"),
+        ("경비.csv", "r2", "removed"),
+    ]
+    assert api.client.get("/api/documents/r2").status_code == 404
+
+
 def test_delete_removes_document_and_chunks(api: Api) -> None:
     result = _upload(
         api, ("삭제용.md", "# 삭제 시험\n\n이 문서는 곧 지워집니다. 고유어휘 펭귄사과.".encode())

@@ -194,6 +194,34 @@ def test_jsonl_ids_and_metadata_round_trip(indexer: Indexer, store: PGVectorStor
     assert [r.outcome for r in again] == ["unchanged", "unchanged"]
 
 
+def test_a_line_taken_out_of_a_file_removes_its_document(
+    indexer: Indexer, store: PGVectorStore
+) -> None:
+    def jsonl(*rows: tuple[str, str]) -> bytes:
+        lines = [json.dumps({"id": i, "text": t}, ensure_ascii=False) for i, t in rows]
+        return "\n".join(lines).encode()
+
+    rows = [("a", "연차 휴가는 매달 하루씩 생깁니다."), ("b", "법인카드는 출장비에만 씁니다.")]
+    rows.append(("c", "재택근무는 주 2일까지 신청합니다."))
+    indexer.ingest_bytes("rules.jsonl", jsonl(*rows), collection="rules")
+    indexer.ingest_bytes("other.jsonl", jsonl(("d", "다른 파일의 문서입니다.")), collection="rules")
+    assert store.search_sparse(search_tokens("재택근무"), k=5, collection="rules")
+
+    again = indexer.ingest_bytes("rules.jsonl", jsonl(*rows[:2]), collection="rules")
+    assert [(r.document_id, r.outcome) for r in again] == [
+        ("a", "unchanged"),
+        ("b", "unchanged"),
+        ("c", "removed"),
+    ]
+    assert store.get_document("c") is None
+    assert store.search_sparse(search_tokens("재택근무"), k=5, collection="rules") == []
+    # Only documents of that file are touched, and a file that cannot be read removes nothing.
+    assert store.get_document("d") is not None
+    with pytest.raises(InvalidInput):
+        indexer.ingest_bytes("rules.jsonl", b"{not json", collection="rules")
+    assert store.document_ids_from("rules", "rules.jsonl") == ["a", "b"]
+
+
 def test_documents_without_ids_in_one_file_get_distinct_stable_ids(indexer: Indexer) -> None:
     data = "\n".join(
         json.dumps({"text": t}, ensure_ascii=False) for t in ["첫째 문서", "둘째 문서"]
