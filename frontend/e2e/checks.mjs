@@ -1,5 +1,6 @@
 // The browser checks, in the order a person would use the product: upload, search, ask, open a citation,
-// delete, write reviews, look at the status; then the same UI at phone width. Screenshots on the way.
+// delete, update a file of many documents, write reviews, look at the status; then the same UI at phone
+// width. Screenshots on the way.
 import assert from "node:assert/strict";
 import { mkdir, readFile } from "node:fs/promises";
 import path from "node:path";
@@ -153,6 +154,29 @@ async function deleteDocument(page, base) {
   });
 }
 
+async function manyDocumentFile(page, base) {
+  await step("documents: a JSONL of three documents, then again with one line taken out", async () => {
+    const rows = [
+      { id: "faq-parking", text: "주차권은 총무팀에서 한 달 단위로 발급합니다." },
+      { id: "faq-printer", text: "3층 복합기는 사원증을 대야 인쇄됩니다." },
+      { id: "faq-meal", text: "식대는 한 끼 1만 원까지 법인카드로 결제합니다." },
+    ];
+    const jsonl = (lines) => ({
+      name: "사내FAQ.jsonl",
+      mimeType: "application/jsonl",
+      buffer: Buffer.from(lines.map((line) => JSON.stringify(line)).join("\n")),
+    });
+    const uploads = page.getByRole("list", { name: "올리기 진행 상황" }).getByRole("listitem");
+    await page.getByTestId("file-input").setInputFiles(jsonl(rows));
+    await uploads.filter({ hasText: "문서 3개 · 색인 3" }).waitFor();
+    await page.getByTestId("file-input").setInputFiles(jsonl(rows.slice(0, 2)));
+    await uploads.filter({ hasText: "문서 2개 · 변경 없음 2 · 삭제 1" }).waitFor();
+    const { documents } = await (await fetch(`${base}/api/documents`)).json();
+    const faq = documents.map((d) => d.id).filter((id) => id.startsWith("faq-"));
+    assert.deepEqual(faq.sort(), ["faq-parking", "faq-printer"]);
+  });
+}
+
 async function reviews(page, shots) {
   await step("review writer: reviews for a rating, or the guide to configure a model", async () => {
     await page.goto("/reviews");
@@ -245,6 +269,7 @@ export async function checks({ browser, base, shots, failures, fixtures }) {
     await uploadAndSearch(page, shots, fixtures);
     await chat(page, shots);
     await deleteDocument(page, base);
+    await manyDocumentFile(page, base);
     await reviews(page, shots);
     await status(page, shots);
     await phone(browser, base, await context.storageState(), shots);

@@ -8,7 +8,7 @@ import { useUploads } from "./useUploads";
 interface Pending {
   file: File;
   options: UploadOptions;
-  resolve: (result: UploadResult) => void;
+  resolve: (results: UploadResult[]) => void;
   reject: (error: unknown) => void;
 }
 
@@ -16,7 +16,7 @@ function fakeUpload() {
   const pending: Pending[] = [];
   const upload = vi.fn(
     (file: File, options: UploadOptions) =>
-      new Promise<UploadResult>((resolve, reject) => {
+      new Promise<UploadResult[]>((resolve, reject) => {
         options.signal?.addEventListener("abort", () => reject(new DOMException("cancelled", "AbortError")));
         pending.push({ file, options, resolve, reject });
       }),
@@ -54,8 +54,8 @@ describe("useUploads", () => {
     act(() => pending[0]!.options.onProgress!(1));
     expect(hook.result.current.items[0]!.phase).toBe("processing");
 
-    await act(async () => pending[0]!.resolve(result("a.txt")));
-    expect(hook.result.current.items[0]).toMatchObject({ phase: "done", result: { outcome: "indexed", chunks: 4 } });
+    await act(async () => pending[0]!.resolve([result("a.txt")]));
+    expect(hook.result.current.items[0]).toMatchObject({ phase: "done", results: [{ outcome: "indexed", chunks: 4 }] });
     expect(onSettled).toHaveBeenCalledTimes(1);
     expect(pending.map((p) => p.file.name)).toEqual(["a.txt", "b.md", "c.pdf"]);
   });
@@ -64,13 +64,13 @@ describe("useUploads", () => {
     const { hook, pending } = setup();
     act(() => hook.result.current.add(files("a.hwp", "b.txt")));
     await act(async () => {
-      pending[0]!.resolve(result("a.hwp", "rejected"));
+      pending[0]!.resolve([result("a.hwp", "rejected")]);
       pending[1]!.reject(new ApiError(503, "database_unavailable", "PostgreSQL is down."));
     });
     const [rejected, failed] = hook.result.current.items;
     expect(rejected).toMatchObject({
       phase: "done",
-      result: { outcome: "rejected", error: { message: "Cannot read it." } },
+      results: [{ outcome: "rejected", error: { message: "Cannot read it." } }],
     });
     expect(failed).toMatchObject({
       phase: "error",
@@ -88,7 +88,7 @@ describe("useUploads", () => {
     expect(upload).not.toHaveBeenCalled();
     expect(refusing.result.current.items[0]).toMatchObject({
       phase: "done",
-      result: { outcome: "rejected", error: refuse },
+      results: [{ outcome: "rejected", error: refuse }],
     });
   });
 

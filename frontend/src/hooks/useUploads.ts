@@ -9,7 +9,7 @@ import { nextToStart, uploadReducer, type UploadItem } from "../lib/uploadState"
 // Two at a time keeps the bars moving without making the server index many files at once.
 const CONCURRENCY = 2;
 
-export type Upload = (file: File, options: UploadOptions) => Promise<UploadResult>;
+export type Upload = (file: File, options: UploadOptions) => Promise<UploadResult[]>;
 
 interface Options {
   upload: Upload;
@@ -43,8 +43,8 @@ export function useUploads({ upload, collection, precheck, onSettled }: Options)
           if (fraction >= 1) dispatch({ type: "sent", id: item.id });
         },
       })
-        .then((result) => {
-          dispatch({ type: "finish", id: item.id, result });
+        .then((results) => {
+          dispatch({ type: "finish", id: item.id, results });
           settled();
         })
         .catch((error: unknown) => {

@@ -165,10 +165,12 @@ export interface UploadOptions {
 }
 
 /**
- * Upload one file. XMLHttpRequest rather than fetch because only it reports upload progress.
- * A rejected file is a result (`outcome: "rejected"`), even though the backend answers it with 4xx.
+ * Upload one file and get one result per document in it (a .jsonl or .csv holds many; documents the
+ * file no longer holds come back as `removed`). XMLHttpRequest rather than fetch because only it
+ * reports upload progress. A rejected file is a result (`outcome: "rejected"`), even though the
+ * backend answers it with 4xx.
  */
-export function uploadFile(file: File, options: UploadOptions = {}): Promise<UploadResult> {
+export function uploadFile(file: File, options: UploadOptions = {}): Promise<UploadResult[]> {
   const form = new FormData();
   form.append("files", file, file.name);
   if (options.collection) form.append("collection", options.collection);
@@ -187,8 +189,8 @@ export function uploadFile(file: File, options: UploadOptions = {}): Promise<Upl
       } catch {
         // A proxy's HTML error page: reported below by its status alone.
       }
-      const result = (body as { results?: UploadResult[] } | null)?.results?.[0];
-      if (result) resolve(result);
+      const results = (body as { results?: UploadResult[] } | null)?.results;
+      if (results?.length) resolve(results);
       else reject(errorFrom(xhr.status, body));
     };
     xhr.onerror = () => reject(new ApiError(0, NETWORK_ERROR, "The server could not be reached."));

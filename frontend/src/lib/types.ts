@@ -68,7 +68,7 @@ export interface DocumentInfo {
   updated_at: string;
 }
 
-export type UploadOutcome = "indexed" | "unchanged" | "failed" | "rejected";
+export type UploadOutcome = "indexed" | "unchanged" | "failed" | "removed" | "rejected";
 
 export interface UploadResult {
   filename: string;

@@ -17,7 +17,7 @@ function added(...names: string[]): UploadItem[] {
 describe("uploadReducer", () => {
   it("walks a file through queued → uploading → processing → done", () => {
     let items = added("a.txt");
-    expect(items[0]).toMatchObject({ phase: "queued", progress: 0, result: null });
+    expect(items[0]).toMatchObject({ phase: "queued", progress: 0, results: [] });
     items = run(
       [
         { type: "start", id: "a.txt" },
@@ -28,25 +28,25 @@ describe("uploadReducer", () => {
     expect(items[0]).toMatchObject({ phase: "uploading", progress: 0.4 });
     items = run([{ type: "sent", id: "a.txt" }], items);
     expect(items[0]).toMatchObject({ phase: "processing", progress: 1 });
-    items = run([{ type: "finish", id: "a.txt", result: indexed }], items);
-    expect(items[0]).toMatchObject({ phase: "done", result: indexed });
+    items = run([{ type: "finish", id: "a.txt", results: [indexed] }], items);
+    expect(items[0]).toMatchObject({ phase: "done", results: [indexed] });
   });
 
   it("records a refusal found in the browser as a rejected result that is never sent", () => {
     const rejection = { code: "unsupported_type", message: "지원하지 않는 형식입니다 (.exe)" };
     const items = run([{ type: "add", files: [{ id: "x", file: file("x.exe"), rejection }] }]);
-    expect(items[0]).toMatchObject({ phase: "done", result: { outcome: "rejected", error: rejection } });
+    expect(items[0]).toMatchObject({ phase: "done", results: [{ outcome: "rejected", error: rejection }] });
     expect(nextToStart(items, 2)).toEqual([]);
   });
 
   it("ignores events that do not fit the current phase", () => {
     const queued = added("a.txt");
-    expect(run([{ type: "finish", id: "a.txt", result: indexed }], queued)).toEqual(queued);
+    expect(run([{ type: "finish", id: "a.txt", results: [indexed] }], queued)).toEqual(queued);
     expect(run([{ type: "progress", id: "a.txt", fraction: 0.5 }], queued)).toEqual(queued);
     const done = run(
       [
         { type: "start", id: "a.txt" },
-        { type: "finish", id: "a.txt", result: indexed },
+        { type: "finish", id: "a.txt", results: [indexed] },
       ],
       queued,
     );
@@ -95,7 +95,7 @@ describe("nextToStart", () => {
       items,
     );
     expect(nextToStart(items, 2)).toEqual([]);
-    items = run([{ type: "finish", id: "a", result: indexed }], items);
+    items = run([{ type: "finish", id: "a", results: [indexed] }], items);
     expect(nextToStart(items, 2).map((i) => i.id)).toEqual(["c"]);
   });
 });

@@ -1,7 +1,7 @@
 /**
  * The life of one uploaded file, as a state machine:
  *
- *   queued ─start─▶ uploading ─sent─▶ processing ─finish─▶ done (indexed | unchanged | failed | rejected)
+ *   queued ─start─▶ uploading ─sent─▶ processing ─finish─▶ done (a result per document in the file)
  *     │                 │                  │
  *     └─────────────────┴──────────────────┴──fail─▶ error (network, server error, cancelled)
  *
@@ -19,7 +19,8 @@ export interface UploadItem {
   phase: UploadPhase;
   /** Fraction of the file sent, 0..1. */
   progress: number;
-  result: UploadResult | null;
+  /** One per document the file holds (or held: `removed`); a refused file has one, `rejected`. */
+  results: UploadResult[];
   error: { code: string; message: string } | null;
 }
 
@@ -28,7 +29,7 @@ export type UploadAction =
   | { type: "start"; id: string }
   | { type: "progress"; id: string; fraction: number }
   | { type: "sent"; id: string }
-  | { type: "finish"; id: string; result: UploadResult }
+  | { type: "finish"; id: string; results: UploadResult[] }
   | { type: "fail"; id: string; error: { code: string; message: string } }
   | { type: "dismiss"; id: string }
   | { type: "clearFinished" };
@@ -88,9 +89,9 @@ export function uploadReducer(items: UploadItem[], action: UploadAction): Upload
           file,
           phase: rejection ? "done" : "queued",
           progress: 0,
-          result: rejection
-            ? { filename: file.name, document_id: null, outcome: "rejected", chunks: 0, error: rejection }
-            : null,
+          results: rejection
+            ? [{ filename: file.name, document_id: null, outcome: "rejected", chunks: 0, error: rejection }]
+            : [],
           error: null,
         })),
       ];
@@ -106,7 +107,7 @@ export function uploadReducer(items: UploadItem[], action: UploadAction): Upload
       return update(items, action.id, ["uploading", "processing"], () => ({
         phase: "done",
         progress: 1,
-        result: action.result,
+        results: action.results,
       }));
     case "fail":
       return update(items, action.id, ["queued", "uploading", "processing"], () => ({

@@ -2,6 +2,7 @@ import { render, screen, within } from "@testing-library/react";
 import { describe, expect, it, vi } from "vitest";
 
 import { I18nProvider } from "../../i18n";
+import type { UploadOutcome, UploadResult } from "../../lib/types";
 import type { UploadItem } from "../../lib/uploadState";
 import { UploadList } from "./UploadList";
 
@@ -10,12 +11,12 @@ const item = (name: string, change: Partial<UploadItem>): UploadItem => ({
   file: new File(["x".repeat(1500)], name),
   phase: "queued",
   progress: 0,
-  result: null,
+  results: [],
   error: null,
   ...change,
 });
 
-const result = (outcome: "indexed" | "unchanged" | "failed", chunks = 0, error: string | null = null) => ({
+const result = (outcome: UploadOutcome, chunks = 0, error: string | null = null): UploadResult => ({
   filename: "f",
   document_id: "d",
   outcome,
@@ -31,9 +32,9 @@ describe("UploadList", () => {
           items={[
             item("a.pdf", { phase: "uploading", progress: 0.42 }),
             item("b.md", { phase: "processing", progress: 1 }),
-            item("c.txt", { phase: "done", progress: 1, result: result("indexed", 7) }),
-            item("d.txt", { phase: "done", progress: 1, result: result("unchanged") }),
-            item("e.hwp", { phase: "done", progress: 1, result: result("failed", 0, "The HWP file is encrypted.") }),
+            item("c.txt", { phase: "done", progress: 1, results: [result("indexed", 7)] }),
+            item("d.txt", { phase: "done", progress: 1, results: [result("unchanged")] }),
+            item("e.hwp", { phase: "done", progress: 1, results: [result("failed", 0, "The HWP file is encrypted.")] }),
             item("f.docx", { phase: "error", error: { code: "cancelled", message: "" } }),
           ]}
           onCancel={vi.fn()}
@@ -52,5 +53,31 @@ describe("UploadList", () => {
     expect(rows[4]).toHaveTextContent("The HWP file is encrypted.");
     expect(rows[5]).toHaveTextContent("취소됨");
     expect(within(rows[5]!).getByRole("button", { name: "‘f.docx’ 목록에서 지우기" })).toBeInTheDocument();
+  });
+
+  it("sums up a file of many documents: what was indexed, kept, removed and why one failed", () => {
+    const many = [
+      result("indexed", 2),
+      result("indexed", 1),
+      result("unchanged"),
+      result("failed", 0, "line 4 has no text"),
+      result("removed"),
+    ];
+    render(
+      <I18nProvider lang="en">
+        <UploadList
+          items={[
+            item("faq.jsonl", { phase: "done", progress: 1, results: many }),
+            item("same.jsonl", { phase: "done", progress: 1, results: [result("unchanged"), result("unchanged")] }),
+          ]}
+          onCancel={vi.fn()}
+          onDismiss={vi.fn()}
+        />
+      </I18nProvider>,
+    );
+    const [changed, same] = screen.getAllByRole("listitem");
+    expect(changed).toHaveTextContent("4 documents · 2 indexed · 1 unchanged · 1 removed · 1 failed");
+    expect(changed).toHaveTextContent("line 4 has no text");
+    expect(same).toHaveTextContent("2 documents · 2 unchanged");
   });
 });

@@ -1,6 +1,7 @@
 /** Each file being uploaded: its progress while it travels and is indexed, then its result and why. */
 import { useI18n, type Translate } from "../../i18n";
 import { ApiError } from "../../lib/api";
+import type { UploadOutcome, UploadResult } from "../../lib/types";
 import { formatBytes } from "../../lib/format";
 import { isFinished, type UploadItem } from "../../lib/uploadState";
 import { IconButton } from "../ui/Button";
@@ -19,17 +20,33 @@ function outcome(item: UploadItem, t: Translate): { tone: Tone; label: string } 
       ? { tone: "neutral", label: t("upload.cancelled") }
       : { tone: "danger", label: t("upload.error") };
   }
-  const result = item.result!;
+  if (item.results.length > 1) return summary(item.results, t);
+  const result = item.results[0]!;
   switch (result.outcome) {
     case "indexed":
       return { tone: "success", label: t("upload.indexed", { n: result.chunks }) };
     case "unchanged":
       return { tone: "info", label: t("upload.unchanged") };
+    case "removed":
+      return { tone: "neutral", label: t("upload.removed") };
     case "failed":
       return { tone: "danger", label: t("upload.failed") };
     case "rejected":
       return { tone: "warning", label: t("upload.rejected") };
   }
+}
+
+const COUNTED = ["indexed", "unchanged", "removed", "failed"] as const;
+
+/** A file that holds several documents (.jsonl, .csv): how many went which way. */
+function summary(results: UploadResult[], t: Translate): { tone: Tone; label: string } {
+  const count = (outcome: UploadOutcome) => results.filter((r) => r.outcome === outcome).length;
+  const parts = COUNTED.filter((o) => count(o) > 0).map((o) => t(`upload.count.${o}`, { n: count(o) }));
+  const held = results.length - count("removed");
+  const failed = count("failed");
+  const tone: Tone =
+    failed === held ? "danger" : failed > 0 ? "warning" : count("unchanged") === held ? "info" : "success";
+  return { tone, label: `${t("upload.documents", { n: held })} · ${parts.join(" · ")}` };
 }
 
 export function UploadList({ items, onCancel, onDismiss }: UploadListProps) {
@@ -41,7 +58,7 @@ export function UploadList({ items, onCancel, onDismiss }: UploadListProps) {
         const name = item.file.name;
         const finished = isFinished(item);
         const shown = finished ? outcome(item, t) : null;
-        const reason = item.result?.error?.message;
+        const reason = item.results.find((r) => r.error)?.error?.message;
         return (
           <li key={item.id} className={`upload-item phase-${item.phase}`}>
             <Icon name="file" />
