@@ -8,6 +8,8 @@ constructor, at start-up, with a message that says what to fix.
 
 ``complete`` goes through a dynamic batcher: requests arriving within ``LOCAL_BATCH_WINDOW_MS``
 of each other with the same adapter and sampling knobs are left-padded and generated together.
+Each row samples with its own random generator, so a request with a seed writes the same text
+whether it runs alone or in a batch with others.
 ``stream`` runs one request at a time with a ``TextIteratorStreamer``, outside the batcher, and
 stops generating as soon as its reader goes away (a client that disconnects mid-answer).
 """
@@ -15,7 +17,6 @@ stops generating as soon as its reader goes away (a client that disconnects mid-
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import json
 import threading
 from collections.abc import AsyncIterator, Sequence
@@ -27,6 +28,8 @@ import torch
 from transformers import (
     AutoModelForCausalLM,
     AutoTokenizer,
+    LogitsProcessor,
+    LogitsProcessorList,
     StoppingCriteria,
     StoppingCriteriaList,
     TextIteratorStreamer,
@@ -213,14 +216,14 @@ class LocalLLM:
         }
         if stop is not None:
             kwargs["stopping_criteria"] = StoppingCriteriaList([_StopWhenSet(stop)])
+        # Greedy decoding in generate(); sampling, when asked for, is the last logits processor's.
+        kwargs.update(do_sample=False, temperature=None, top_p=None, top_k=None)
         if sampling.temperature > 0:
-            kwargs.update(do_sample=True, temperature=sampling.temperature, top_p=sampling.top_p)
-        else:
-            kwargs.update(do_sample=False, temperature=None, top_p=None, top_k=None)
+            generators = [_generator(r.seed, self.model.device) for r in requests]
+            kwargs["logits_processor"] = LogitsProcessorList(
+                [_RowSampler(generators, sampling.temperature, sampling.top_p)]
+            )
         with self._lock, torch.inference_mode():
-            seed = _batch_seed([r.seed for r in requests])
-            if seed is not None:
-                torch.manual_seed(seed)
             if sampling.adapter is None and self.adapters:
                 with self.model.disable_adapter():
                     output = self.model.generate(**inputs, **kwargs)
@@ -263,6 +266,47 @@ class LocalLLM:
         except (OSError, ValueError) as exc:
             raise ModelUnavailable(f"Cannot load LOCAL_MODEL={self.base_model!r}: {exc}") from exc
         return model
+
+
+class _RowSampler(LogitsProcessor):
+    """Temperature and nucleus (top-p) sampling, each row drawing from its own generator.
+
+    ``generate`` samples a whole batch from the global random state, so a request's tokens would
+    depend on which others share its batch. Here each row draws its uniform number from its own
+    generator and picks its token by inverse transform; the returned scores leave only that
+    token, which greedy decoding then takes.
+    """
+
+    def __init__(self, generators: list[torch.Generator], temperature: float, top_p: float) -> None:
+        self._generators = generators
+        self._temperature = temperature
+        self._top_p = top_p
+
+    def __call__(self, input_ids: torch.Tensor, scores: torch.Tensor) -> torch.Tensor:
+        probs = torch.softmax(scores.float() / self._temperature, dim=-1)
+        ordered, order = probs.sort(dim=-1, descending=True)
+        # Keep the most probable tokens until their mass reaches top_p (always the first one).
+        before = ordered.cumsum(dim=-1) - ordered
+        ordered = ordered.masked_fill(before >= self._top_p, 0.0)
+        cumulative = ordered.cumsum(dim=-1)
+        draws = torch.stack(
+            [torch.rand((), generator=g, device=g.device) for g in self._generators]
+        ).to(probs.device)
+        targets = (draws * cumulative[:, -1]).unsqueeze(-1)
+        picked = torch.searchsorted(cumulative, targets).clamp_(max=probs.shape[-1] - 1)
+        tokens = order.gather(-1, picked)
+        chosen = torch.full_like(scores, float("-inf"))
+        return chosen.scatter_(-1, tokens, 0.0)
+
+
+def _generator(seed: int | None, device: torch.device) -> torch.Generator:
+    """A random generator for one row: from ``seed``, or fresh entropy when there is none."""
+    generator = torch.Generator(device=device)
+    if seed is None:
+        generator.seed()
+    else:
+        generator.manual_seed(seed)
+    return generator
 
 
 class _StopWhenSet(StoppingCriteria):
@@ -401,14 +445,6 @@ def _stop_token_ids(tokenizer: Any, model: Any) -> list[int]:
     if isinstance(eot, int) and eot != tokenizer.unk_token_id:
         ids.add(eot)
     return sorted(i for i in ids if i is not None)
-
-
-def _batch_seed(seeds: list[int | None]) -> int | None:
-    """One seed for a whole batch: the same requests in the same batch sample the same text."""
-    if all(seed is None for seed in seeds):
-        return None
-    digest = hashlib.blake2b(repr(seeds).encode(), digest_size=8).digest()
-    return int.from_bytes(digest, "big") & 0x7FFF_FFFF_FFFF_FFFF
 
 
 def _generation_error(exc: Exception) -> Exception:

@@ -159,6 +159,31 @@ def test_a_seed_makes_sampling_repeatable(llm: LocalLLM) -> None:
     assert len({sample(seed) for seed in range(4)}) > 1
 
 
+def test_a_seeded_request_writes_the_same_text_alone_and_in_a_batch(llm: LocalLLM) -> None:
+    seeded = GenerationOptions(temperature=1.0, top_p=0.95, max_tokens=16, seed=11)
+    alone = asyncio.run(llm.complete(_messages(6), seeded))
+    seen = len(llm.batch_sizes)
+
+    async def crowded() -> list[str]:
+        others = [
+            llm.complete(
+                _messages(r), GenerationOptions(temperature=1.0, top_p=0.95, max_tokens=16)
+            )
+            for r in (1, 3, 9)
+        ]
+        return await asyncio.gather(llm.complete(_messages(6), seeded), *others)
+
+    texts = asyncio.run(crowded())
+    assert max(llm.batch_sizes[seen:]) > 1, llm.batch_sizes[seen:]
+    assert texts[0] == alone
+
+
+def test_a_tiny_nucleus_leaves_only_the_most_likely_token(llm: LocalLLM) -> None:
+    greedy = asyncio.run(llm.complete(_messages(7), _options(max_tokens=16)))
+    nucleus = GenerationOptions(temperature=1.0, top_p=1e-6, max_tokens=16, seed=3)
+    assert asyncio.run(llm.complete(_messages(7), nucleus)) == greedy
+
+
 class _FixedPassages:
     """A retriever over two fixed passages: the chain's other half, kept local and exact."""
 
