@@ -1,9 +1,9 @@
 """Review generation throughput of the local model: dynamic batching vs one request at a time.
 
 Builds the tiny test chat model (pre-trained briefly on NSMC reviews) and a LoRA adapter on it,
-then sends 1, 4 and 16 concurrent review requests through ``LocalLLM.complete``, once with the
-dynamic batcher (``LOCAL_MAX_BATCH_SIZE=16``) and once with batches of one (the same requests,
-queued and served one at a time). Decoding is greedy, so both modes write the same reviews and
+then sends 1, 4 and 16 concurrent review requests through ``LocalLLM.complete`` and through
+``LocalLLM.stream``, once with the dynamic batcher (``LOCAL_MAX_BATCH_SIZE=16``) and once with
+batches of one (the same requests, queued and served one at a time). Decoding is greedy, so both modes write the same reviews and
 the same number of tokens; tokens/s is the median over the repeats. Writes its table into
 docs/benchmarks.md.
 
@@ -39,16 +39,23 @@ def _messages(rating: int) -> list[ChatMessage]:
     return [ChatMessage(m["role"], m["content"]) for m in review_messages(rating, 10)]
 
 
+async def _streamed(
+    llm: LocalLLM, messages: list[ChatMessage], options: GenerationOptions
+) -> str:
+    return "".join([piece async for piece in llm.stream(messages, options)])
+
+
 async def _run_once(
-    llm: LocalLLM, concurrent: int, max_new_tokens: int
+    llm: LocalLLM, concurrent: int, max_new_tokens: int, streamed: bool
 ) -> tuple[int, float]:
     """Generated tokens and seconds for ``concurrent`` simultaneous review requests."""
     options = GenerationOptions(
         temperature=0.0, max_tokens=max_new_tokens, adapter=ADAPTER
     )
+    send = _streamed if streamed else LocalLLM.complete
     start = time.perf_counter()
     texts = await asyncio.gather(
-        *(llm.complete(_messages(1 + i % 10), options) for i in range(concurrent))
+        *(send(llm, _messages(1 + i % 10), options) for i in range(concurrent))
     )
     elapsed = time.perf_counter() - start
     tokens = sum(
@@ -59,25 +66,26 @@ async def _run_once(
 
 def measure(
     llms: dict[str, LocalLLM], repeats: int, max_new_tokens: int
-) -> dict[str, dict[int, float]]:
-    """Median tokens/s of each model at each concurrency level.
+) -> dict[tuple[str, bool], dict[int, float]]:
+    """Median tokens/s of each model, whole or streamed, at each concurrency level.
 
-    The modes take turns within every repeat, so a busy moment on the machine slows both alike.
+    The modes take turns within every repeat, so a busy moment on the machine slows all alike.
     """
-    runs: dict[str, dict[int, list[float]]] = {
-        mode: {c: [] for c in CONCURRENCY} for mode in llms
+    runs: dict[tuple[str, bool], dict[int, list[float]]] = {
+        (mode, streamed): {c: [] for c in CONCURRENCY}
+        for mode in llms
+        for streamed in (False, True)
     }
     for llm in llms.values():
-        asyncio.run(
-            _run_once(llm, 2, max_new_tokens)
-        )  # warm-up: first calls allocate memory
+        # Warm-up: first calls allocate memory.
+        asyncio.run(_run_once(llm, 2, max_new_tokens, streamed=False))
     for _ in range(repeats):
         for concurrent in CONCURRENCY:
-            for mode, llm in llms.items():
+            for mode, streamed in runs:
                 tokens, seconds = asyncio.run(
-                    _run_once(llm, concurrent, max_new_tokens)
+                    _run_once(llms[mode], concurrent, max_new_tokens, streamed)
                 )
-                runs[mode][concurrent].append(tokens / seconds)
+                runs[mode, streamed][concurrent].append(tokens / seconds)
     return {
         mode: {c: statistics.median(values) for c, values in by_concurrency.items()}
         for mode, by_concurrency in runs.items()
@@ -126,28 +134,30 @@ def main() -> None:
                     file=sys.stderr,
                 )
 
-    serial, batched = results["serial"], results["batched"]
     lines = [
-        "| concurrent requests | one at a time (tokens/s) | dynamic batching (tokens/s) | speed-up |",
-        "|---:|---:|---:|---:|",
+        "| concurrent requests | how | one at a time (tokens/s) | dynamic batching (tokens/s) | speed-up |",
+        "|---:|---|---:|---:|---:|",
     ]
     for concurrent in CONCURRENCY:
-        one, many = serial[concurrent], batched[concurrent]
-        lines.append(f"| {concurrent} | {one:,.0f} | {many:,.0f} | {many / one:.1f}x |")
+        for streamed, how in ((False, "whole"), (True, "streamed")):
+            one = results["serial", streamed][concurrent]
+            many = results["batched", streamed][concurrent]
+            lines.append(
+                f"| {concurrent} | {how} | {one:,.0f} | {many:,.0f} | {many / one:.1f}x |"
+            )
     table = "\n".join(lines)
     notes = (
         "`make bench-generate` (`benchmarks/generate.py`): review requests sent together to "
-        f"`LocalLLM.complete` on the tiny test Llama (2 layers, hidden 64) with a LoRA adapter, "
+        "`LocalLLM.complete` (whole) and `LocalLLM.stream` (streamed) on the tiny test Llama (2 layers, hidden 64) with a LoRA adapter, "
         f"device `{args.device}`, greedy decoding, at most {args.max_new_tokens} new tokens per "
-        f"review, median of {args.repeats} runs, the two modes taking turns. *One at a time* is the same model loaded with "
+        f"review, median of {args.repeats} runs, the four settings taking turns. *One at a time* is the same model loaded with "
         "`LOCAL_MAX_BATCH_SIZE=1`: the same requests queue and are generated one by one. "
         "*Dynamic batching* uses `LOCAL_MAX_BATCH_SIZE=16`, `LOCAL_BATCH_WINDOW_MS=10`. Both "
         "write the same reviews (greedy), so the token counts match. A lone request waits out "
         "the batch window and the thread hand-offs for nothing: next to this tiny model's "
         "reviews, which take a few tens of milliseconds, that is a large share; next to a real "
-        "model's generation it is negligible.\n\n"
-        "Streaming (`/api/reviews/generate/stream`, `LLMClient.stream`) bypasses the batcher: "
-        "each stream is generated alone, one at a time."
+        "model's generation it is negligible. Streams share batches like whole requests: each "
+        "row hands its own tokens to its own reader."
     )
     print(table)
     if not args.no_write:

@@ -105,10 +105,19 @@ class DynamicBatcher(Generic[Req, Res]):
             except Exception as exc:
                 # Every caller of the group hears about the failure; the worker lives on.
                 for item in group:
-                    item.loop.call_soon_threadsafe(_set_exception, item.future, exc)
+                    _deliver(item, _set_exception, exc)
                 continue
             for item, result in zip(group, results, strict=True):
-                item.loop.call_soon_threadsafe(_set_result, item.future, result)
+                _deliver(item, _set_result, result)
+
+
+def _deliver(item: _Pending[Req, Res], setter: Callable[..., None], value: object) -> None:
+    """Hand ``value`` to the caller's event loop; a loop that has closed meanwhile has no caller left."""
+    try:
+        item.loop.call_soon_threadsafe(setter, item.future, value)
+    except RuntimeError:
+        if not item.loop.is_closed():
+            raise
 
 
 def _set_result(future: asyncio.Future[Res], result: Res) -> None:

@@ -6,12 +6,12 @@ one copy of the weights serves RAG answers and review writing alike. Everything 
 loading (a missing path, an adapter trained for another base, no memory) fails in the
 constructor, at start-up, with a message that says what to fix.
 
-``complete`` goes through a dynamic batcher: requests arriving within ``LOCAL_BATCH_WINDOW_MS``
-of each other with the same adapter and sampling knobs are left-padded and generated together.
-Each row samples with its own random generator, so a request with a seed writes the same text
-whether it runs alone or in a batch with others.
-``stream`` runs one request at a time with a ``TextIteratorStreamer``, outside the batcher, and
-stops generating as soon as its reader goes away (a client that disconnects mid-answer).
+``complete`` and ``stream`` go through one dynamic batcher: requests arriving within
+``LOCAL_BATCH_WINDOW_MS`` of each other with the same adapter and sampling knobs are left-padded
+and generated together, streamed or not. Each row samples with its own random generator (a seed
+writes the same text alone or batched), streams its own text, and stops as soon as its reader
+goes away (a client that disconnects mid-answer) while the other rows go on
+(``generation_rows.py``).
 """
 
 from __future__ import annotations
@@ -19,8 +19,8 @@ from __future__ import annotations
 import asyncio
 import json
 import threading
-from collections.abc import AsyncIterator, Sequence
-from dataclasses import dataclass
+from collections.abc import AsyncIterator, Callable, Sequence
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -28,11 +28,8 @@ import torch
 from transformers import (
     AutoModelForCausalLM,
     AutoTokenizer,
-    LogitsProcessor,
     LogitsProcessorList,
-    StoppingCriteria,
     StoppingCriteriaList,
-    TextIteratorStreamer,
 )
 
 from app.core.config import LLMSettings
@@ -42,6 +39,7 @@ from app.finetune.peft_compat import peft_deprecations_silenced
 from app.finetune.prompts import chat_template_for
 from app.models.base import ChatMessage, GenerationOptions
 from app.models.batching import DynamicBatcher
+from app.models.generation_rows import RowSampler, RowStreamer, StopAbandoned, row_generator
 
 log = get_logger(__name__)
 
@@ -64,6 +62,10 @@ class _Request:
     prompt: str
     sampling: _Sampling
     seed: int | None
+    sink: Callable[[str], None] | None = None
+    """Where a streamed request's text goes as it is generated."""
+    abandoned: threading.Event | None = None
+    """Set when a streamed request's reader has gone: its row stops."""
 
 
 class LocalLLM:
@@ -119,33 +121,34 @@ class LocalLLM:
     async def stream(
         self, messages: Sequence[ChatMessage], options: GenerationOptions | None = None
     ) -> AsyncIterator[str]:
-        """Yield the reply piece by piece as the model produces it (one request, not batched)."""
-        request = self._request(messages, options)
-        streamer = TextIteratorStreamer(self.tokenizer, skip_prompt=True, skip_special_tokens=True)
+        """Yield the reply piece by piece as the model produces it, batched like ``complete``."""
+        loop = asyncio.get_running_loop()
+        pieces: asyncio.Queue[str | None] = asyncio.Queue()
         abandoned = threading.Event()
-        failure: list[Exception] = []
 
-        def run() -> None:
+        def sink(piece: str) -> None:
+            # Called by the generating thread; once the reader has gone, its loop may be closed.
+            if abandoned.is_set():
+                return
             try:
-                self._generate([request], streamer=streamer, stop=abandoned)
-            except Exception as exc:
-                failure.append(exc)
-                # Unblock the reader below, which is waiting for the next piece.
-                streamer.end()
+                loop.call_soon_threadsafe(pieces.put_nowait, piece)
+            except RuntimeError:
+                if not loop.is_closed():
+                    raise
 
-        worker = threading.Thread(target=run, name="local-llm-stream", daemon=True)
-        worker.start()
+        request = replace(self._request(messages, options), sink=sink, abandoned=abandoned)
+        generation = asyncio.ensure_future(self._batcher.submit(request))
+        # Scheduled after every piece the batch handed over, so it arrives last.
+        generation.add_done_callback(lambda _: pieces.put_nowait(None))
         try:
-            while (piece := await asyncio.to_thread(next, streamer, None)) is not None:
-                if piece:
-                    yield piece
+            while (piece := await pieces.get()) is not None:
+                yield piece
+            await generation
         finally:
             # Reached early when the reader stops (closed or cancelled, e.g. the client hung up):
-            # generation ends at the next token instead of holding the model for the rest.
+            # this row ends at its next token instead of holding the batch for the rest.
             abandoned.set()
-        await asyncio.to_thread(worker.join)
-        if failure:
-            raise _generation_error(failure[0])
+            generation.cancel()
 
     async def check(self) -> None:
         """The model was loaded at start-up; nothing can be missing now."""
@@ -191,15 +194,8 @@ class LocalLLM:
         except Exception as exc:
             raise _generation_error(exc) from exc
 
-    def _generate(
-        self,
-        requests: Sequence[_Request],
-        *,
-        streamer: TextIteratorStreamer | None = None,
-        stop: threading.Event | None = None,
-    ) -> list[str]:
-        """One ``generate`` call for requests that share their sampling knobs; ends early once
-        ``stop`` is set."""
+    def _generate(self, requests: Sequence[_Request]) -> list[str]:
+        """One ``generate`` call for requests that share their sampling knobs."""
         sampling = requests[0].sampling
         inputs = self.tokenizer(
             [r.prompt for r in requests],
@@ -212,16 +208,18 @@ class LocalLLM:
             "repetition_penalty": sampling.repetition_penalty,
             "eos_token_id": self._stop_ids,
             "pad_token_id": self.tokenizer.pad_token_id,
-            "streamer": streamer,
         }
-        if stop is not None:
-            kwargs["stopping_criteria"] = StoppingCriteriaList([_StopWhenSet(stop)])
+        if any(r.sink for r in requests):
+            kwargs["streamer"] = RowStreamer(self.tokenizer, [r.sink for r in requests])
+            kwargs["stopping_criteria"] = StoppingCriteriaList(
+                [StopAbandoned([r.abandoned for r in requests])]
+            )
         # Greedy decoding in generate(); sampling, when asked for, is the last logits processor's.
         kwargs.update(do_sample=False, temperature=None, top_p=None, top_k=None)
         if sampling.temperature > 0:
-            generators = [_generator(r.seed, self.model.device) for r in requests]
+            generators = [row_generator(r.seed, self.model.device) for r in requests]
             kwargs["logits_processor"] = LogitsProcessorList(
-                [_RowSampler(generators, sampling.temperature, sampling.top_p)]
+                [RowSampler(generators, sampling.temperature, sampling.top_p)]
             )
         with self._lock, torch.inference_mode():
             if sampling.adapter is None and self.adapters:
@@ -266,61 +264,6 @@ class LocalLLM:
         except (OSError, ValueError) as exc:
             raise ModelUnavailable(f"Cannot load LOCAL_MODEL={self.base_model!r}: {exc}") from exc
         return model
-
-
-class _RowSampler(LogitsProcessor):
-    """Temperature and nucleus (top-p) sampling, each row drawing from its own generator.
-
-    ``generate`` samples a whole batch from the global random state, so a request's tokens would
-    depend on which others share its batch. Here each row draws its uniform number from its own
-    generator and picks its token by inverse transform; the returned scores leave only that
-    token, which greedy decoding then takes.
-    """
-
-    def __init__(self, generators: list[torch.Generator], temperature: float, top_p: float) -> None:
-        self._generators = generators
-        self._temperature = temperature
-        self._top_p = top_p
-
-    def __call__(self, input_ids: torch.Tensor, scores: torch.Tensor) -> torch.Tensor:
-        probs = torch.softmax(scores.float() / self._temperature, dim=-1)
-        ordered, order = probs.sort(dim=-1, descending=True)
-        # Keep the most probable tokens until their mass reaches top_p (always the first one).
-        before = ordered.cumsum(dim=-1) - ordered
-        ordered = ordered.masked_fill(before >= self._top_p, 0.0)
-        cumulative = ordered.cumsum(dim=-1)
-        draws = torch.stack(
-            [torch.rand((), generator=g, device=g.device) for g in self._generators]
-        ).to(probs.device)
-        targets = (draws * cumulative[:, -1]).unsqueeze(-1)
-        picked = torch.searchsorted(cumulative, targets).clamp_(max=probs.shape[-1] - 1)
-        tokens = order.gather(-1, picked)
-        chosen = torch.full_like(scores, float("-inf"))
-        return chosen.scatter_(-1, tokens, 0.0)
-
-
-def _generator(seed: int | None, device: torch.device) -> torch.Generator:
-    """A random generator for one row: from ``seed``, or fresh entropy when there is none."""
-    generator = torch.Generator(device=device)
-    if seed is None:
-        generator.seed()
-    else:
-        generator.manual_seed(seed)
-    return generator
-
-
-class _StopWhenSet(StoppingCriteria):
-    """Ends every sequence of the batch once ``event`` is set."""
-
-    def __init__(self, event: threading.Event) -> None:
-        self._event = event
-
-    def __call__(
-        self, input_ids: torch.Tensor, scores: torch.Tensor, **kwargs: Any
-    ) -> torch.Tensor:
-        return torch.full(
-            (input_ids.shape[0],), self._event.is_set(), dtype=torch.bool, device=input_ids.device
-        )
 
 
 def resolve_device(setting: str) -> torch.device:

@@ -7,6 +7,7 @@ import asyncio
 import json
 import shutil
 import threading
+import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -142,12 +143,29 @@ def test_a_stream_left_early_stops_generating(
         return len(llm.tokenizer(text, add_special_tokens=False)["input_ids"])
 
     first = asyncio.run(read_one_piece_then_leave())
-    for thread in threading.enumerate():
-        if thread.name == "local-llm-stream":
-            thread.join(timeout=120)
+    deadline = time.monotonic() + 120
+    while not produced:
+        assert time.monotonic() < deadline, "the generation did not end"
+        time.sleep(0.05)
     assert first and length(produced[0]) < 50, length(produced[0])
     # The same request read to the end (decoded text re-encodes into fewer tokens than 400).
     assert length(asyncio.run(llm.complete(_messages(2), _options(max_tokens=400)))) > 200
+
+
+def test_streams_that_arrive_together_are_batched(llm: LocalLLM) -> None:
+    seen = len(llm.batch_sizes)
+
+    async def read(rating: int) -> str:
+        return "".join([p async for p in llm.stream(_messages(rating), _options(max_tokens=24))])
+
+    async def together() -> list[str]:
+        return await asyncio.gather(*(read(r) for r in (2, 5, 8, 10)))
+
+    streamed = asyncio.run(together())
+    assert max(llm.batch_sizes[seen:]) > 1, llm.batch_sizes[seen:]
+    for rating, text in zip((2, 5, 8, 10), streamed, strict=True):
+        alone = asyncio.run(llm.complete(_messages(rating), _options(max_tokens=24)))
+        assert text.strip() == alone
 
 
 def test_a_seed_makes_sampling_repeatable(llm: LocalLLM) -> None:
@@ -282,6 +300,29 @@ def test_batcher_groups_by_key_and_reports_failures_to_every_caller() -> None:
     # Three per batch at most, split by key: [1, 3] and [2], then [4, 6] (which fails).
     assert sorted(calls) == [[1, 3], [2], [4, 6]]
     assert sorted(batcher.batch_sizes) == [1, 2, 2]
+
+
+def test_batcher_outlives_a_caller_whose_event_loop_has_closed() -> None:
+    release = threading.Event()
+
+    def run(batch: Sequence[int]) -> list[int]:
+        release.wait(timeout=30)
+        return [x * 10 for x in batch]
+
+    batcher: DynamicBatcher[int, int] = DynamicBatcher(
+        run, key=lambda x: 0, max_batch_size=4, window_s=0.0
+    )
+
+    async def leave_early() -> None:
+        with pytest.raises(TimeoutError):
+            await asyncio.wait_for(batcher.submit(1), timeout=0.2)
+
+    try:
+        asyncio.run(leave_early())  # its loop is closed before the result comes back
+        release.set()
+        assert asyncio.run(asyncio.wait_for(batcher.submit(2), timeout=30)) == 20
+    finally:
+        batcher.close()
 
 
 def _set_base(adapter: Path, base: str) -> None:
