@@ -86,22 +86,51 @@ class ReviewWriter:
         return [Review(text.strip(), request.rating) for text in texts]
 
     def stream(self, request: ReviewRequest) -> AsyncIterator[ReviewEvent]:
-        """Validate now, then yield the reviews one after another, piece by piece, then all."""
+        """Validate now, then yield pieces of the reviews as they are written, then all of them.
+
+        The reviews are written at once (a batching model generates them together), so pieces
+        of different reviews arrive interleaved, each with its review's index.
+        """
         messages = self._messages(request)
         return self._stream(request, messages)
 
     async def _stream(
         self, request: ReviewRequest, messages: list[ChatMessage]
     ) -> AsyncIterator[ReviewEvent]:
-        reviews: list[Review] = []
-        for index, options in enumerate(self._options(request)):
-            pieces: list[str] = []
-            async for piece in self._llm.stream(messages, options):
-                if piece:
-                    pieces.append(piece)
-                    yield ReviewToken(index, piece)
-            reviews.append(Review("".join(pieces).strip(), request.rating))
-        yield ReviewsDone(reviews)
+        # (index, piece), (index, None) when that review is finished, or the error that ended it.
+        arrivals: asyncio.Queue[tuple[int, str | None] | Exception] = asyncio.Queue()
+
+        async def write(index: int, options: GenerationOptions) -> None:
+            try:
+                async for piece in self._llm.stream(messages, options):
+                    if piece:
+                        arrivals.put_nowait((index, piece))
+                arrivals.put_nowait((index, None))
+            except Exception as exc:
+                arrivals.put_nowait(exc)
+
+        writers = [
+            asyncio.create_task(write(index, options))
+            for index, options in enumerate(self._options(request))
+        ]
+        pieces: list[list[str]] = [[] for _ in writers]
+        writing = len(writers)
+        try:
+            while writing:
+                arrival = await arrivals.get()
+                if isinstance(arrival, Exception):
+                    raise arrival
+                index, piece = arrival
+                if piece is None:
+                    writing -= 1
+                    continue
+                pieces[index].append(piece)
+                yield ReviewToken(index, piece)
+        finally:
+            # The reader left or one review failed: the others stop generating too.
+            for writer in writers:
+                writer.cancel()
+        yield ReviewsDone([Review("".join(p).strip(), request.rating) for p in pieces])
 
     def _messages(self, request: ReviewRequest) -> list[ChatMessage]:
         _validate(request, self._adapters)

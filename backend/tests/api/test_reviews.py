@@ -154,9 +154,10 @@ def test_a_client_that_hangs_up_stops_the_generation(
         assert time.monotonic() < deadline, "the generation did not end"
         time.sleep(0.05)
     time.sleep(1.0)
-    # One review, cut short; the other two were never started.
-    assert len(produced) == 1
-    assert len(llm.tokenizer(produced[0], add_special_tokens=False)["input_ids"]) < 100
+    # The three reviews were written together, and all three were cut short.
+    assert len(produced) == 3
+    for text in produced:
+        assert len(llm.tokenizer(text, add_special_tokens=False)["input_ids"]) < 100
 
 
 @pytest.mark.parametrize(

@@ -65,18 +65,20 @@ def test_n_reviews_from_the_local_model_are_one_batch_and_repeatable(local: Loca
     assert asyncio.run(writer.generate(request)) == reviews
 
 
-def test_stream_yields_pieces_of_each_review_then_all_of_them(local: LocalLLM) -> None:
+def test_stream_writes_the_reviews_together_then_yields_all_of_them(local: LocalLLM) -> None:
     writer = ReviewWriter(local, adapters=local.adapters)
-    request = ReviewRequest(rating=2, n=2, temperature=0.0, max_new_tokens=10)
+    request = ReviewRequest(rating=2, n=3, temperature=0.0, max_new_tokens=10)
+    seen = len(local.batch_sizes)
 
     async def collect() -> list[ReviewToken | ReviewsDone]:
         return [event async for event in writer.stream(request)]
 
     events = asyncio.run(collect())
+    # The three reviews were generated as one batch, their pieces arriving interleaved.
+    assert local.batch_sizes[seen:] == [3]
     tokens = [e for e in events[:-1] if isinstance(e, ReviewToken)]
     assert len(tokens) == len(events) - 1
-    assert [t.index for t in tokens] == sorted(t.index for t in tokens)
-    assert {t.index for t in tokens} == {0, 1}
+    assert {t.index for t in tokens} == {0, 1, 2}
     done = events[-1]
     assert isinstance(done, ReviewsDone)
     for index, review in enumerate(done.reviews):

@@ -93,8 +93,9 @@ async def generate(
 async def generate_stream(body: ReviewGenerateRequest, writer: ReviewWriterDep, llm: LLMDep):
     """Stream the reviews as Server-Sent Events: ``token`` ``{index, text}`` events, then ``done``.
 
-    ``done`` carries the same body as ``POST /api/reviews/generate``. The reviews are written one
-    after another; a failure after streaming began arrives as an ``error`` event.
+    ``done`` carries the same body as ``POST /api/reviews/generate``. The reviews are written
+    together, so their tokens arrive interleaved; a failure after streaming began arrives as an
+    ``error`` event.
     """
     events = writer.stream(body.to_request())
 
