@@ -8,7 +8,7 @@ DEV_STAMP := $(VENV)/.installed-dev
 NPM_STAMP := frontend/node_modules/.installed
 FRONTEND_SOURCES := $(shell find frontend/src frontend/public -type f 2>/dev/null) frontend/index.html frontend/vite.config.ts
 
-.PHONY: run test test-backend test-frontend frontend screenshots lint format install install-dev bench-retrieval bench-finetune bench-generate clean
+.PHONY: run test test-backend test-frontend frontend screenshots lint format install install-dev bench-retrieval bench-fusion bench-finetune bench-generate clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -68,6 +68,9 @@ format: $(DEV_STAMP)
 
 bench-retrieval: $(DEV_STAMP)
 	$(BIN)/python benchmarks/retrieval.py
+
+bench-fusion: $(DEV_STAMP)
+	$(BIN)/python benchmarks/fusion_weight.py
 
 bench-finetune: $(DEV_STAMP)
 	$(BIN)/python benchmarks/finetune.py

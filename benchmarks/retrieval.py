@@ -15,6 +15,9 @@ import statistics
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
@@ -57,6 +60,45 @@ def load_korquad(path: Path) -> tuple[list[dict], list[tuple[str, str]]]:
     return documents, questions
 
 
+@dataclass
+class IndexedKorquad:
+    """A live API with every KorQuAD paragraph indexed, and what indexing took."""
+
+    client: httpx.Client
+    settings: Settings
+    chunks: int
+    ingest_s: float
+
+
+@contextmanager
+def korquad_api(
+    documents: list[dict], fusion: str = "score"
+) -> Iterator[IndexedKorquad]:
+    """Serve the app on an embedded database in a temporary folder and upload ``documents``."""
+    with tempfile.TemporaryDirectory() as data_dir:
+        settings = Settings(
+            database=DatabaseSettings(data_dir=Path(data_dir)),
+            llm=LLMSettings(provider="extractive"),
+            embedding=EmbeddingSettings(provider="hash"),
+            retrieval=RetrievalSettings(fusion=fusion),
+            api=APISettings(index_sample_corpus=False),
+        )
+        app = create_app(settings, frontend_dir=None)
+        with live_server(app) as url, httpx.Client(base_url=url, timeout=600) as client:
+            payload = "\n".join(
+                json.dumps(d, ensure_ascii=False) for d in documents
+            ).encode()
+            start = time.perf_counter()
+            response = client.post(
+                "/api/documents",
+                files=[("files", ("korquad.jsonl", payload, "application/jsonl"))],
+            )
+            ingest_s = time.perf_counter() - start
+            response.raise_for_status()
+            chunks = sum(r["chunks"] for r in response.json()["results"])
+            yield IndexedKorquad(client, settings, chunks, ingest_s)
+
+
 def ranked_documents(
     client: httpx.Client, question: str, mode: str
 ) -> tuple[list[str], float]:
@@ -97,49 +139,30 @@ def main() -> None:
 
     documents, questions = load_korquad(KORQUAD)
     questions = questions[: args.limit] if args.limit else questions
-    with tempfile.TemporaryDirectory() as data_dir:
-        settings = Settings(
-            database=DatabaseSettings(data_dir=Path(data_dir)),
-            llm=LLMSettings(provider="extractive"),
-            embedding=EmbeddingSettings(provider="hash"),
-            retrieval=RetrievalSettings(fusion=args.fusion),
-            api=APISettings(index_sample_corpus=False),
-        )
-        app = create_app(settings, frontend_dir=None)
-        with live_server(app) as url, httpx.Client(base_url=url, timeout=600) as client:
-            payload = "\n".join(
-                json.dumps(d, ensure_ascii=False) for d in documents
-            ).encode()
-            start = time.perf_counter()
-            response = client.post(
-                "/api/documents",
-                files=[("files", ("korquad.jsonl", payload, "application/jsonl"))],
+    with korquad_api(documents, args.fusion) as indexed:
+        client, settings = indexed.client, indexed.settings
+        chunks, ingest_s = indexed.chunks, indexed.ingest_s
+        rows = []
+        for mode in MODES:
+            ranks, latencies = [], []
+            for question, gold in questions:
+                ranked, elapsed = ranked_documents(client, question, mode)
+                latencies.append(elapsed)
+                ranks.append(ranked.index(gold) + 1 if gold in ranked else None)
+            n = len(ranks)
+            rows.append(
+                {
+                    "mode": mode,
+                    **{
+                        f"r@{k}": sum(1 for r in ranks if r and r <= k) / n
+                        for k in (1, 5, 10)
+                    },
+                    "mrr": sum(1 / r for r in ranks if r) / n,
+                    "p50_ms": statistics.median(latencies) * 1000,
+                    "p95_ms": percentile(latencies, 0.95) * 1000,
+                }
             )
-            ingest_s = time.perf_counter() - start
-            response.raise_for_status()
-            chunks = sum(r["chunks"] for r in response.json()["results"])
-
-            rows = []
-            for mode in MODES:
-                ranks, latencies = [], []
-                for question, gold in questions:
-                    ranked, elapsed = ranked_documents(client, question, mode)
-                    latencies.append(elapsed)
-                    ranks.append(ranked.index(gold) + 1 if gold in ranked else None)
-                n = len(ranks)
-                rows.append(
-                    {
-                        "mode": mode,
-                        **{
-                            f"r@{k}": sum(1 for r in ranks if r and r <= k) / n
-                            for k in (1, 5, 10)
-                        },
-                        "mrr": sum(1 / r for r in ranks if r) / n,
-                        "p50_ms": statistics.median(latencies) * 1000,
-                        "p95_ms": percentile(latencies, 0.95) * 1000,
-                    }
-                )
-                print(json.dumps(rows[-1]), flush=True)
+            print(json.dumps(rows[-1]), flush=True)
 
     fusion_note = (
         f"score fusion (dense weight {settings.retrieval.dense_weight})"
