@@ -152,6 +152,39 @@ def test_a_stream_left_early_stops_generating(
     assert length(asyncio.run(llm.complete(_messages(2), _options(max_tokens=400)))) > 200
 
 
+def test_running_out_of_memory_mid_stream_is_a_clear_error(
+    llm: LocalLLM, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import torch
+
+    generate = llm.model.generate
+
+    def fails_after_a_few_tokens(*args: Any, **kwargs: Any) -> Any:
+        kwargs["stopping_criteria"].append(_OutOfMemoryAfter(3))
+        return generate(*args, **kwargs)
+
+    class _OutOfMemoryAfter:
+        def __init__(self, steps: int) -> None:
+            self.steps = steps
+
+        def __call__(self, input_ids: Any, scores: Any, **kwargs: Any) -> Any:
+            self.steps -= 1
+            if self.steps == 0:
+                raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
+            return torch.zeros(input_ids.shape[0], dtype=torch.bool)
+
+    monkeypatch.setattr(llm.model, "generate", fails_after_a_few_tokens)
+
+    async def read() -> list[str]:
+        return [p async for p in llm.stream(_messages(3), _options(max_tokens=40))]
+
+    with pytest.raises(ModelUnavailable, match="ran out of memory"):
+        asyncio.run(read())
+    monkeypatch.undo()
+    # The model and its batcher go on serving.
+    assert asyncio.run(llm.complete(_messages(3), _options()))
+
+
 def test_streams_that_arrive_together_are_batched(llm: LocalLLM) -> None:
     seen = len(llm.batch_sizes)
 
