@@ -18,7 +18,7 @@ from dataclasses import dataclass
 
 from app.models.base import ChatMessage, GenerationOptions
 from app.pipelines.prompts import NO_ANSWER_KO, PromptSource, parse_question, parse_sources
-from app.retriever.korean import search_tokens, search_tokens_many, split_sentences
+from app.retriever.korean import analyse, search_tokens
 
 NO_ANSWER_EN = "I could not find the answer in the provided documents."
 
@@ -115,16 +115,14 @@ class ExtractiveLLM:
 
 
 def _candidates(sources: Sequence[PromptSource]) -> list[_Candidate]:
-    sentences = [
-        (source.number, position, _HEADING_MARK.sub("", sentence))
-        for source in sources
-        for position, sentence in enumerate(split_sentences(source.text))
-    ]
-    tokens = search_tokens_many([text for _, _, text in sentences])
-    return [
-        _Candidate(number, position, text, frozenset(found))
-        for (number, position, text), found in zip(sentences, tokens, strict=True)
-    ]
+    candidates = []
+    for source in sources:
+        analysis = analyse(source.text)
+        for position, (start, end) in enumerate(analysis.sentences):
+            text = _HEADING_MARK.sub("", source.text[start:end])
+            found = frozenset(analysis.tokens_in(start, end))
+            candidates.append(_Candidate(source.number, position, text, found))
+    return candidates
 
 
 def _no_answer(question: str) -> str:

@@ -19,7 +19,7 @@ import re
 from dataclasses import dataclass
 
 from app.core.errors import InvalidInput
-from app.retriever.korean import sentence_spans
+from app.retriever.korean import Analysis, analyse
 
 _CLAUSE_END = re.compile(r"[,;:、，；：)\]」』]")
 _BLANK_LINE = re.compile(r"\n\s*\n")
@@ -74,10 +74,10 @@ def _pieces(text: str, start: int, end: int, size: int) -> list[tuple[int, int]]
     return pieces
 
 
-def _units(text: str, size: int) -> list[_Unit]:
+def _units(text: str, sentences: list[tuple[int, int]], size: int) -> list[_Unit]:
     units: list[_Unit] = []
     previous_end = 0
-    for start, end in sentence_spans(text):
+    for start, end in sentences:
         opens = not units or _BLANK_LINE.search(text, previous_end, start) is not None
         for i, (piece_start, piece_end) in enumerate(_pieces(text, start, end, size)):
             units.append(_Unit(piece_start, piece_end, opens and i == 0))
@@ -115,11 +115,16 @@ def _ends_before_paragraph(units: list[_Unit], start: int, last: int, size: int)
 
 def chunk_text(text: str, *, size: int, overlap: int) -> list[TextChunk]:
     """Split ``text`` into chunks of whole sentences of at most ``size`` characters, ``overlap`` repeated."""
+    return chunk_analysed(text, analyse(text), size=size, overlap=overlap)
+
+
+def chunk_analysed(text: str, analysis: Analysis, *, size: int, overlap: int) -> list[TextChunk]:
+    """``chunk_text`` for a text already analysed (whose search tokens the caller also wants)."""
     if size < 1:
         raise InvalidInput(f"chunk size must be positive, got {size}")
     if not 0 <= overlap < size:
         raise InvalidInput(f"chunk overlap must be in [0, {size}), got {overlap}")
-    units = _units(text, size)
+    units = _units(text, analysis.sentences, size)
     chunks: list[TextChunk] = []
     first, done = 0, -1
     while first < len(units):

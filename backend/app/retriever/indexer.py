@@ -29,8 +29,8 @@ from app.core.errors import (
 )
 from app.core.logger import get_logger
 from app.models.base import EmbeddingClient
-from app.retriever.chunking import TextChunk, chunk_text
-from app.retriever.korean import search_tokens_many
+from app.retriever.chunking import TextChunk, chunk_analysed
+from app.retriever.korean import analyse
 from app.retriever.loaders import LoadedDocument, is_supported, load_documents
 from app.retriever.types import IngestResult
 from app.retriever.vector_store import ChunkRow, PGVectorStore
@@ -39,7 +39,7 @@ log = get_logger(__name__)
 
 # Bump when chunking, tokenising or chunk metadata change: every document is then re-indexed
 # on its next ingest instead of being reported unchanged.
-INDEX_VERSION = 1
+INDEX_VERSION = 2
 MAX_COLLECTION_CHARS = 100
 
 Progress = Callable[[int, int, str], None]
@@ -252,11 +252,15 @@ class Indexer:
         return hashlib.sha256(encoded).hexdigest()
 
     def _chunk_rows(self, document: LoadedDocument) -> list[ChunkRow]:
-        chunks = chunk_text(
-            document.text, size=self._settings.chunk_size, overlap=self._settings.chunk_overlap
+        analysis = analyse(document.text)
+        chunks = chunk_analysed(
+            document.text,
+            analysis,
+            size=self._settings.chunk_size,
+            overlap=self._settings.chunk_overlap,
         )
         texts = [c.text for c in chunks]
-        tokens = search_tokens_many(texts)
+        tokens = [analysis.tokens_in(c.start, c.end) for c in chunks]
         embeddings = self._embed(texts)
         return [
             ChunkRow(

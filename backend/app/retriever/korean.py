@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import re
 import threading
-from collections.abc import Sequence
+from bisect import bisect_left
+from dataclasses import dataclass
 
 from kiwipiepy import Kiwi, Token
 
@@ -59,18 +60,6 @@ def search_tokens(text: str) -> list[str]:
     return [t.form.lower() for t in get_kiwi().tokenize(text) if _keep(t)]
 
 
-def search_tokens_many(texts: Sequence[str]) -> list[list[str]]:
-    """``search_tokens`` for many texts at once; Kiwi spreads the work over its threads."""
-    results: list[list[str]] = [[] for _ in texts]
-    todo = [i for i, text in enumerate(texts) if text.strip()]
-    if not todo:
-        return results
-    analysed = get_kiwi().tokenize([texts[i] for i in todo])
-    for i, tokens in zip(todo, analysed, strict=True):
-        results[i] = [t.form.lower() for t in tokens if _keep(t)]
-    return results
-
-
 def _paragraph_spans(text: str) -> list[tuple[int, int]]:
     spans = []
     start = 0
@@ -98,25 +87,57 @@ def _strip_span(text: str, start: int, end: int) -> tuple[int, int]:
     return start, end
 
 
-def sentence_spans(text: str) -> list[tuple[int, int]]:
-    """``(start, end)`` character offsets of the sentences of ``text``, in order, without surrounding whitespace.
+@dataclass(frozen=True, slots=True)
+class Analysis:
+    """One Kiwi pass over a text: its sentences and its search tokens, by character offset."""
 
-    Sentences never cross a blank line. Whitespace-only input has no sentences.
+    sentences: list[tuple[int, int]]
+    """``(start, end)`` of each sentence, in order, without surrounding whitespace."""
+    token_starts: list[int]
+    tokens: list[str]
+    """``search_tokens`` of the whole text; ``token_starts[i]`` is where ``tokens[i]`` begins."""
+
+    def tokens_in(self, start: int, end: int) -> list[str]:
+        """The search tokens that begin within ``[start, end)``, e.g. those of one chunk."""
+        return self.tokens[
+            bisect_left(self.token_starts, start) : bisect_left(self.token_starts, end)
+        ]
+
+
+def analyse(text: str) -> Analysis:
+    """Sentences and search tokens of ``text`` from a single analysis.
+
+    Kiwi's sentence splitter analyses the morphemes anyway; keeping them spares a second pass
+    over every passage cut from the text. A passage's tokens are then read in context: almost
+    always those a separate ``search_tokens`` call gives, now and then a better-informed reading
+    of a passage that starts mid-sentence. Sentences never cross a blank line, and runs of
+    English sentences are split too. Whitespace-only input has no sentences.
     """
     paragraphs = _paragraph_spans(text)
+    sentences: list[tuple[int, int]] = []
+    token_starts: list[int] = []
+    tokens: list[str] = []
     if not paragraphs:
-        return []
+        return Analysis(sentences, token_starts, tokens)
     analysed = get_kiwi().split_into_sents(
-        [text[s:e] for s, e in paragraphs], return_sub_sents=False
+        [text[s:e] for s, e in paragraphs], return_tokens=True, return_sub_sents=False
     )
-    spans: list[tuple[int, int]] = []
-    for (offset, _), sentences in zip(paragraphs, analysed, strict=True):
-        for sentence in sentences:
+    for (offset, _), paragraph in zip(paragraphs, analysed, strict=True):
+        for sentence in paragraph:
             for start, end in _split_latin(text, offset + sentence.start, offset + sentence.end):
                 start, end = _strip_span(text, start, end)
                 if start < end:
-                    spans.append((start, end))
-    return spans
+                    sentences.append((start, end))
+            for token in sentence.tokens:
+                if _keep(token):
+                    token_starts.append(offset + token.start)
+                    tokens.append(token.form.lower())
+    return Analysis(sentences, token_starts, tokens)
+
+
+def sentence_spans(text: str) -> list[tuple[int, int]]:
+    """``(start, end)`` character offsets of the sentences of ``text`` (see ``analyse``)."""
+    return analyse(text).sentences
 
 
 def split_sentences(text: str) -> list[str]:

@@ -13,7 +13,7 @@ from app.core.config import RetrievalSettings
 from app.core.errors import InvalidInput
 from app.models.hash import HashEmbedder
 from app.retriever.hybrid import HybridRetriever, reciprocal_rank_fusion, score_fusion
-from app.retriever.korean import search_tokens, search_tokens_many
+from app.retriever.korean import search_tokens
 from app.retriever.types import SearchHit
 from app.retriever.vector_store import ChunkRow, PGVectorStore
 from tests.conftest import drop_schema, new_schema_name
@@ -102,7 +102,7 @@ def index(
     metadata: dict[str, Any],
     tokens: list[list[str]] | None = None,
 ) -> None:
-    tokens = tokens if tokens is not None else search_tokens_many(texts)
+    tokens = tokens if tokens is not None else [search_tokens(t) for t in texts]
     vectors = embedder.embed_documents(texts)
     rows = [ChunkRow(i, t, tokens[i], vectors[i], {}) for i, t in enumerate(texts)]
     store.begin_document(
@@ -225,7 +225,7 @@ def korquad_retriever(
         pg_url, dimension=embedder.dimension, embedder_name=embedder.name, schema=schema
     )
     store.open()
-    tokens = search_tokens_many(paragraphs)
+    tokens = [search_tokens(p) for p in paragraphs]
     for i, paragraph in enumerate(paragraphs):
         index(store, embedder, f"p{i}", [paragraph], "korquad", {}, tokens=[tokens[i]])
     yield HybridRetriever(store, embedder, RetrievalSettings())

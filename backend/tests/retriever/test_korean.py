@@ -6,10 +6,11 @@ import itertools
 import re
 from concurrent.futures import ThreadPoolExecutor
 
+from app.retriever.chunking import chunk_analysed
 from app.retriever.korean import (
+    analyse,
     get_kiwi,
     search_tokens,
-    search_tokens_many,
     sentence_spans,
     split_sentences,
 )
@@ -62,16 +63,31 @@ def test_reviews_never_yield_particles_endings_or_punctuation() -> None:
         "?",
         "ㅋㅋ",
     }
-    tokens = search_tokens_many(reviews)
+    tokens = [search_tokens(review) for review in reviews]
     assert sum(bool(t) for t in tokens) >= 0.95 * len(reviews)
     assert not function_words & {t for review in tokens for t in review}
     assert "영화" in {t for review in tokens for t in review}
 
 
-def test_search_tokens_many_matches_one_by_one() -> None:
-    texts = [*nsmc_reviews(40), "", "   "]
-    assert search_tokens_many(texts) == [search_tokens(t) for t in texts]
-    assert search_tokens_many([]) == []
+def test_one_analysis_gives_each_chunk_the_tokens_of_analysing_it_alone() -> None:
+    """The indexer takes a chunk's tokens from the analysis of its whole document.
+
+    Kiwi reads a sentence in context, so a chunk that starts inside a long sentence, or that holds
+    several paragraphs, may now and then be analysed a little differently alone.
+    """
+    texts = [context for context, _ in korquad_paragraphs(60)] + ["\n\n".join(nsmc_reviews(80))]
+    exact, overlaps = 0, []
+    for text in texts:
+        analysis = analyse(text)
+        assert analysis.token_starts == sorted(analysis.token_starts)
+        for chunk in chunk_analysed(text, analysis, size=300, overlap=60):
+            ours, alone = analysis.tokens_in(chunk.start, chunk.end), search_tokens(chunk.text)
+            exact += ours == alone
+            overlaps.append(len(set(ours) & set(alone)) / len(set(ours) | set(alone)))
+    assert len(overlaps) > 100
+    assert exact / len(overlaps) > 0.95
+    assert min(overlaps) > 0.9
+    assert analyse("  \n ") == analyse("")
 
 
 def test_questions_share_tokens_with_their_paragraph() -> None:
