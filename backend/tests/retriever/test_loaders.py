@@ -268,6 +268,15 @@ def test_hwp5_sections_paragraphs_and_controls(tmp_path: Path, compressed: bool)
     assert extract_text_from_hwp5(str(tmp_path / "a.hwp")).split() == document.text.split()
 
 
+def test_hwp5_title_comes_from_its_summary_information() -> None:
+    document = _only("붙임1_2024-0312.hwp", make_hwp([["본문입니다."]], title="한빛 휴가 규정"))
+    assert document.title == "한빛 휴가 규정"
+    # A damaged summary costs only the title: the file name stands in, the text is read.
+    damaged = make_hwp([["본문입니다."]], summary=b"\xfe\xff" + b"\x07" * 60)
+    document = _only("붙임2.hwp", damaged)
+    assert (document.title, document.text) == ("붙임2", "본문입니다.")
+
+
 def test_hwp5_large_section_outside_the_mini_stream() -> None:
     reviews = nsmc_reviews(400)
     document = _only("리뷰.hwp", make_hwp([reviews], flags=0))

@@ -281,13 +281,23 @@ _PARA_CHAR_SHAPE = _HWPTAG_BEGIN + 52
 HWP_COMPRESSED = 1 << 0
 HWP_PASSWORD = 1 << 1
 _HWP_SIGNATURE = b"HWP Document File".ljust(32, b"\0")
+_VT_LPWSTR = 0x1F
+_PIDSI_TITLE = 2
+_FMTID_SUMMARY = bytes.fromhex("E0859FF2F94F6810AB9108002B27B3D9")
 
 
-def make_hwp(sections: Sequence[Sequence[str]], *, flags: int = HWP_COMPRESSED) -> bytes:
+def make_hwp(
+    sections: Sequence[Sequence[str]],
+    *,
+    flags: int = HWP_COMPRESSED,
+    title: str | None = None,
+    summary: bytes | None = None,
+) -> bytes:
     """An HWP 5.0 document, one ``BodyText/Section<n>`` per section.
 
     Each section opens with a section-definition control, as Hangul writes it; a tab becomes
     the tab control and a newline a line break, so readers must skip controls correctly.
+    ``title`` goes into the ``HwpSummaryInformation`` stream; ``summary`` replaces that stream.
     """
 
     def pack(data: bytes) -> bytes:
@@ -318,7 +328,21 @@ def make_hwp(sections: Sequence[Sequence[str]], *, flags: int = HWP_COMPRESSED) 
             records += hwp_record(_PARA_TEXT, 1, struct.pack(f"<{len(units)}H", *units))
             records += hwp_record(_PARA_CHAR_SHAPE, 1, struct.pack("<II", 0, 0))
         streams[f"BodyText/Section{number}"] = pack(records)
+    if title is not None:
+        streams["\x05HwpSummaryInformation"] = hwp_summary(title)
+    if summary is not None:
+        streams["\x05HwpSummaryInformation"] = summary
     return compound_file(streams)
+
+
+def hwp_summary(title: str) -> bytes:
+    """An OLE property set stream (MS-OLEPS) holding one property: the title, as UTF-16 text."""
+    text = struct.pack("<HHI", _VT_LPWSTR, 0, len(title) + 1) + (title + "\0").encode("utf-16-le")
+    text = text.ljust(-(-len(text) // 4) * 4, b"\0")
+    start = 16  # size, property count, one (id, offset) pair
+    properties = struct.pack("<IIII", start + len(text), 1, _PIDSI_TITLE, start) + text
+    header = struct.pack("<HHI", 0xFFFE, 0, 0) + bytes(16) + struct.pack("<I", 1)
+    return header + _FMTID_SUMMARY + struct.pack("<I", len(header) + 20) + properties
 
 
 def hwp_file_header(flags: int) -> bytes:

@@ -36,6 +36,9 @@ _FLAG_COMPRESSED = 1 << 0
 # such files is encrypted or a placeholder.
 _FLAGS_PROTECTED = (1 << 1) | (1 << 2) | (1 << 4) | (1 << 8) | (1 << 10)
 _TAG_PARA_TEXT = 0x10 + 51
+# The document's summary (an OLE property set), and the id of its title property (PIDSI_TITLE).
+_SUMMARY_STREAM = "\x05HwpSummaryInformation"
+_PIDSI_TITLE = 2
 # Control characters that occupy eight code units (the code, six units of data, the code again).
 _WIDE_CONTROLS = frozenset(
     {1, 2, 3, 4, 5, 6, 7, 8, 9, 11, 12, 14, 15, 16, 17, 18, 19, 20, 21, 22, 23}
@@ -48,7 +51,8 @@ _HWPX_INLINE = {"tab": "\t", "lineBreak": "\n", "hyphen": "-", "nbSpace": " ", "
 
 
 def load_hwp(filename: str, data: bytes) -> list[LoadedDocument]:
-    """An HWP 5 document: the text of every section, one paragraph per block."""
+    """An HWP 5 document: the text of every section, one paragraph per block; its title from the
+    document's summary information, else the file name."""
     if data.startswith(HWP_SIGNATURE):
         raise Unsupported(f"{filename} is an HWP 3 file; save it as HWP 5 (.hwp) or HWPX first.")
     if not data.startswith(OLE_MAGIC):
@@ -73,6 +77,7 @@ def load_hwp(filename: str, data: bytes) -> list[LoadedDocument]:
         )
         if not sections:
             raise InvalidInput(f"{filename} has no body text (no BodyText/Section streams).")
+        title = _hwp_title(ole)
         budget = MAX_EXPANDED_BYTES
         paragraphs: list[str] = []
         for _, entry in sections:
@@ -83,7 +88,18 @@ def load_hwp(filename: str, data: bytes) -> list[LoadedDocument]:
                 _para_text(p) for tag, p in _records(filename, body) if tag == _TAG_PARA_TEXT
             )
     text = clean_text("\n\n".join(p.strip() for p in paragraphs if p.strip()))
-    return [LoadedDocument(text, stem(filename), {})]
+    return [LoadedDocument(text, title or stem(filename), {})]
+
+
+def _hwp_title(ole: olefile.OleFileIO) -> str:
+    """The title Hangul keeps in the ``HwpSummaryInformation`` property set; "" when there is none."""
+    if not ole.exists(_SUMMARY_STREAM):
+        return ""
+    # olefile reads what it can of a damaged property set and logs the rest: such a summary
+    # yields no title, and the file name stands in.
+    title = ole.getproperties(_SUMMARY_STREAM).get(_PIDSI_TITLE, "")
+    # Hangul writes the title as UTF-16 text (VT_LPWSTR); anything else is not a title it wrote.
+    return title.strip("\0 \t\r\n") if isinstance(title, str) else ""
 
 
 def _inflate(filename: str, raw: bytes, budget: int) -> bytes:
