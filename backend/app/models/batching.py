@@ -105,18 +105,24 @@ class DynamicBatcher(Generic[Req, Res]):
             except Exception as exc:
                 # Every caller of the group hears about the failure; the worker lives on.
                 for item in group:
-                    _deliver(item, _set_exception, exc)
+                    call_in_loop(item.loop, _set_exception, item.future, exc)
                 continue
             for item, result in zip(group, results, strict=True):
-                _deliver(item, _set_result, result)
+                call_in_loop(item.loop, _set_result, item.future, result)
 
 
-def _deliver(item: _Pending[Req, Res], setter: Callable[..., None], value: object) -> None:
-    """Hand ``value`` to the caller's event loop; a loop that has closed meanwhile has no caller left."""
+def call_in_loop(
+    loop: asyncio.AbstractEventLoop, callback: Callable[..., None], *args: object
+) -> None:
+    """Schedule ``callback(*args)`` on ``loop`` from another thread.
+
+    A loop that has closed meanwhile had its caller leave (a finished ``asyncio.run``): there is
+    nobody to tell, so nothing is scheduled.
+    """
     try:
-        item.loop.call_soon_threadsafe(setter, item.future, value)
+        loop.call_soon_threadsafe(callback, *args)
     except RuntimeError:
-        if not item.loop.is_closed():
+        if not loop.is_closed():
             raise
 
 

@@ -38,7 +38,7 @@ from app.core.logger import get_logger
 from app.finetune.peft_compat import peft_deprecations_silenced
 from app.finetune.prompts import chat_template_for
 from app.models.base import ChatMessage, GenerationOptions
-from app.models.batching import DynamicBatcher
+from app.models.batching import DynamicBatcher, call_in_loop
 from app.models.generation_rows import RowSampler, RowStreamer, StopAbandoned, row_generator
 
 log = get_logger(__name__)
@@ -127,14 +127,9 @@ class LocalLLM:
         abandoned = threading.Event()
 
         def sink(piece: str) -> None:
-            # Called by the generating thread; once the reader has gone, its loop may be closed.
-            if abandoned.is_set():
-                return
-            try:
-                loop.call_soon_threadsafe(pieces.put_nowait, piece)
-            except RuntimeError:
-                if not loop.is_closed():
-                    raise
+            # Called by the generating thread.
+            if not abandoned.is_set():
+                call_in_loop(loop, pieces.put_nowait, piece)
 
         request = replace(self._request(messages, options), sink=sink, abandoned=abandoned)
         generation = asyncio.ensure_future(self._batcher.submit(request))
