@@ -133,13 +133,3 @@ def analyse(text: str) -> Analysis:
                     token_starts.append(offset + token.start)
                     tokens.append(token.form.lower())
     return Analysis(sentences, token_starts, tokens)
-
-
-def sentence_spans(text: str) -> list[tuple[int, int]]:
-    """``(start, end)`` character offsets of the sentences of ``text`` (see ``analyse``)."""
-    return analyse(text).sentences
-
-
-def split_sentences(text: str) -> list[str]:
-    """The sentences of ``text`` (Kiwi's splitter, also splitting runs of English sentences)."""
-    return [text[start:end] for start, end in sentence_spans(text)]

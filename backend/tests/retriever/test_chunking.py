@@ -9,7 +9,7 @@ import pytest
 
 from app.core.errors import InvalidInput
 from app.retriever.chunking import TextChunk, chunk_text
-from app.retriever.korean import sentence_spans
+from app.retriever.korean import analyse
 from tests.utils.documents import korquad_paragraphs
 
 
@@ -35,8 +35,9 @@ def test_korquad_chunks_are_exact_slices_of_whole_sentences() -> None:
     text = _korquad_text(15)
     chunks = chunk_text(text, size=500, overlap=100)
     _assert_well_formed(text, chunks, 500)
-    starts = {s for s, _ in sentence_spans(text)}
-    ends = {e for _, e in sentence_spans(text)}
+    sentences = analyse(text).sentences
+    starts = {s for s, _ in sentences}
+    ends = {e for _, e in sentences}
     # KorQuAD sentences are shorter than 500 characters, so no chunk cuts one.
     assert all(c.start in starts and c.end in ends for c in chunks)
     assert sum(len(c.text) for c in chunks) / len(chunks) > 300

@@ -7,13 +7,7 @@ import re
 from concurrent.futures import ThreadPoolExecutor
 
 from app.retriever.chunking import chunk_analysed
-from app.retriever.korean import (
-    analyse,
-    get_kiwi,
-    search_tokens,
-    sentence_spans,
-    split_sentences,
-)
+from app.retriever.korean import analyse, get_kiwi, search_tokens
 from tests.utils.documents import korquad_paragraphs, nsmc_reviews
 
 
@@ -110,7 +104,7 @@ def test_threads_share_one_analyser_safely() -> None:
 
 def test_split_sentences_of_korquad_paragraphs_cover_the_text_in_order() -> None:
     for context, _ in korquad_paragraphs(30):
-        spans = sentence_spans(context)
+        spans = analyse(context).sentences
         assert len(spans) > 1
         assert all(0 <= s < e <= len(context) for s, e in spans)
         assert all(a_end <= b_start for (_, a_end), (b_start, _) in itertools.pairwise(spans))
@@ -118,6 +112,10 @@ def test_split_sentences_of_korquad_paragraphs_cover_the_text_in_order() -> None
         assert re.sub(r"\s", "", "".join(context[s:e] for s, e in spans)) == re.sub(
             r"\s", "", context
         )
+
+
+def split_sentences(text: str) -> list[str]:
+    return [text[start:end] for start, end in analyse(text).sentences]
 
 
 def test_split_sentences_of_mixed_korean_and_english() -> None:
