@@ -7,7 +7,6 @@ import asyncio
 import json
 import shutil
 import threading
-import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -27,6 +26,7 @@ from tests.utils.local_llm import (
     build_adapter,
     record_endless_generations,
     tiny_serving,
+    wait_for_generation,
 )
 
 GREEDY = GenerationOptions(temperature=0.0, max_tokens=12)
@@ -143,10 +143,7 @@ def test_a_stream_left_early_stops_generating(
         return len(llm.tokenizer(text, add_special_tokens=False)["input_ids"])
 
     first = asyncio.run(read_one_piece_then_leave())
-    deadline = time.monotonic() + 120
-    while not produced:
-        assert time.monotonic() < deadline, "the generation did not end"
-        time.sleep(0.05)
+    wait_for_generation(produced)
     assert first and length(produced[0]) < 50, length(produced[0])
     # The same request read to the end (decoded text re-encodes into fewer tokens than 400).
     assert length(asyncio.run(llm.complete(_messages(2), _options(max_tokens=400)))) > 200

@@ -6,6 +6,7 @@ measurably moves the base model's output, and differently from the other.
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
@@ -96,3 +97,11 @@ def record_endless_generations(llm: Any, monkeypatch: pytest.MonkeyPatch) -> lis
 
     monkeypatch.setattr(llm, "_generate", recording)
     return produced
+
+
+def wait_for_generation(produced: list[str], timeout_s: float = 120.0) -> None:
+    """Block until the recorded model has finished a ``generate`` call (its texts are in)."""
+    deadline = time.monotonic() + timeout_s
+    while not produced:
+        assert time.monotonic() < deadline, "the generation did not end"
+        time.sleep(0.05)
