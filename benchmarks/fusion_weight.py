@@ -28,7 +28,7 @@ sys.path.insert(0, str(ROOT / "backend"))
 from app.retriever.hybrid import score_fusion
 from app.retriever.types import SearchHit
 from benchmarks_report import replace_section
-from retrieval import KORQUAD, TOP_K, korquad_api, load_korquad
+from retrieval import KORQUAD, TOP_K, distinct, korquad_api, load_korquad
 
 WEIGHTS = tuple(round(w / 10, 1) for w in range(11))
 
@@ -49,11 +49,8 @@ def candidates(
 
 def rank_of(gold: str, hits: list[SearchHit]) -> int | None:
     """1-based rank of the gold paragraph among the distinct documents of the top chunks."""
-    seen: list[str] = []
-    for hit in hits[:TOP_K]:
-        if hit.document_id not in seen:
-            seen.append(hit.document_id)
-    return seen.index(gold) + 1 if gold in seen else None
+    ranked = distinct(hit.document_id for hit in hits[:TOP_K])
+    return ranked.index(gold) + 1 if gold in ranked else None
 
 
 def recall_at_1(ranks: list[int | None]) -> float:
