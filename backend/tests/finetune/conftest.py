@@ -60,6 +60,17 @@ def nsmc_sample(tmp_path_factory: pytest.TempPathFactory, nsmc_train: Path) -> P
     return path
 
 
+@pytest.fixture(scope="module")
+def one_torch_thread() -> Iterator[None]:
+    """Small models run fastest on one thread; on a shared machine more threads spin idle."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 @pytest.fixture(autouse=True)
 def _restore_torch_threads() -> Iterator[None]:
     """The governor sets torch's thread count process-wide; give other tests theirs back."""
