@@ -15,6 +15,7 @@ import shutil
 import tempfile
 import uuid
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -41,17 +42,26 @@ def drop_schema(pg_url: str, schema: str) -> None:
         conn.execute(sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(sql.Identifier(schema)))
 
 
+@contextmanager
+def temporary_server(prefix: str) -> Iterator[EmbeddedPostgres]:
+    """A running embedded PostgreSQL in a new folder, stopped and deleted on exit."""
+    # Not under pytest's basetemp: pytest resets that folder to mode 0700 whenever a test run
+    # starts, which would lock out the server's own system user when it runs as root.
+    folder = Path(tempfile.mkdtemp(prefix=prefix))
+    server = EmbeddedPostgres(folder / "pg")
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()
+        shutil.rmtree(folder, ignore_errors=True)
+
+
 @pytest.fixture(scope="session")
 def pg_server() -> Iterator[EmbeddedPostgres]:
     """The session's embedded PostgreSQL, stopped and deleted at the end."""
-    # Not under pytest's basetemp: pytest resets that folder to mode 0700 whenever a test run
-    # starts, which would lock out the server's own system user when it runs as root.
-    folder = Path(tempfile.mkdtemp(prefix="rag-test-pg-"))
-    server = EmbeddedPostgres(folder / "pg")
-    server.start()
-    yield server
-    server.stop()
-    shutil.rmtree(folder, ignore_errors=True)
+    with temporary_server("rag-test-pg-") as server:
+        yield server
 
 
 @pytest.fixture(scope="session")

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import shutil
-import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -14,18 +12,15 @@ import pytest
 from app.main import create_app
 from app.retriever.database import EmbeddedPostgres
 from tests.api.conftest import make_settings
+from tests.conftest import temporary_server
 from tests.utils.live_server import live_server
 
 
 @pytest.fixture
 def own_server() -> Iterator[EmbeddedPostgres]:
     """A server of this test's own: stopping the session's would break other tests."""
-    folder = Path(tempfile.mkdtemp(prefix="rag-outage-"))
-    server = EmbeddedPostgres(folder / "pg")
-    server.start()
-    yield server
-    server.stop()
-    shutil.rmtree(folder, ignore_errors=True)
+    with temporary_server("rag-outage-") as server:
+        yield server
 
 
 def _wait_for(
