@@ -32,3 +32,9 @@ export function extensionOf(name: string): string {
 export function newId(): string {
   return `${Date.now().toString(36)}${Math.random().toString(36).slice(2, 10)}`;
 }
+
+/** The whole number typed into a number field, held within `min..max`; null when there is none. */
+export function clampedInt(text: string, min: number, max: number): number | null {
+  const value = Number.parseInt(text, 10);
+  return Number.isInteger(value) ? Math.min(max, Math.max(min, value)) : null;
+}

@@ -11,6 +11,7 @@ import { Segmented } from "../components/ui/Segmented";
 import { useReviewWriter } from "../hooks/useReviewWriter";
 import { useI18n } from "../i18n";
 import { ApiError, getModels } from "../lib/api";
+import { clampedInt } from "../lib/format";
 
 type Scale = "5" | "10";
 
@@ -91,7 +92,7 @@ export function ReviewsPage() {
                   min={1}
                   max={8}
                   value={count}
-                  onChange={(e) => setCount(Math.min(8, Math.max(1, Number.parseInt(e.target.value, 10) || 1)))}
+                  onChange={(e) => setCount(clampedInt(e.target.value, 1, 8) ?? 1)}
                 />
               </label>
               <label className="field">

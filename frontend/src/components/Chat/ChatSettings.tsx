@@ -1,6 +1,7 @@
 /** Search mode and top-k for the next questions, in a small popover. */
 import { useI18n } from "../../i18n";
 import type { ChatSettings as Settings } from "../../hooks/useChat";
+import { clampedInt } from "../../lib/format";
 import type { SearchMode, StatusResponse } from "../../lib/types";
 import { Popover } from "../ui/Popover";
 import { Segmented } from "../ui/Segmented";
@@ -38,10 +39,7 @@ export function ChatSettings({ settings, onChange, defaults }: ChatSettingsProps
           inputMode="numeric"
           placeholder={defaults ? String(defaults.top_k) : ""}
           value={settings.topK ?? ""}
-          onChange={(event) => {
-            const value = Number.parseInt(event.target.value, 10);
-            onChange({ ...settings, topK: Number.isInteger(value) ? Math.min(50, Math.max(1, value)) : null });
-          }}
+          onChange={(event) => onChange({ ...settings, topK: clampedInt(event.target.value, 1, 50) })}
         />
       </label>
       {defaults && (

@@ -4,7 +4,7 @@ import { useState, type FormEvent } from "react";
 
 import { useI18n } from "../../i18n";
 import { search } from "../../lib/api";
-import { formatScore } from "../../lib/format";
+import { clampedInt, formatScore } from "../../lib/format";
 import type { SearchMode, SearchResult } from "../../lib/types";
 import { Button } from "../ui/Button";
 import { ErrorNotice, Spinner } from "../ui/Feedback";
@@ -103,7 +103,7 @@ export function SearchPlayground() {
             min={1}
             max={50}
             value={topK}
-            onChange={(e) => setTopK(Math.min(50, Math.max(1, Number.parseInt(e.target.value, 10) || 1)))}
+            onChange={(e) => setTopK(clampedInt(e.target.value, 1, 50) ?? 1)}
           />
         </label>
         <Segmented label={t("search.mode")} value={choice} options={options} onChange={setChoice} />
