@@ -365,7 +365,7 @@ def save(run: Run) -> Path:
     """Write the final adapter, the tokenizer (with the chat template trained on) and ``run.json``."""
     config, accelerator = run.config, run.accelerator
     output = Path(config.output)
-    adapter = adapter_state(run.model)
+    adapter = adapter_state(run.model) if _assembles(run) else None
     accelerator.wait_for_everyone()
     if accelerator.is_main_process:
         run.model.save_pretrained(output, state_dict=adapter)
@@ -400,10 +400,16 @@ def resume_command(output: Path) -> str:
     return f"rag finetune train --output {shlex.quote(str(output))} --resume"
 
 
+def _assembles(run: Run) -> bool:
+    """Whether this process assembles whole tensors to save: every process when the model is
+    sharded (gathering a shard is collective), otherwise only the main one, which writes."""
+    return run.sharded or run.accelerator.is_main_process
+
+
 def _save_checkpoint(run: Run) -> None:
-    # Every process takes part in gathering a sharded model's tensors; the main one writes.
-    adapter = adapter_state(run.model)
-    optimizer = optimizer_state(run.model, run.optimizer)
+    if _assembles(run):
+        adapter = adapter_state(run.model)
+        optimizer = optimizer_state(run.model, run.optimizer)
     run.accelerator.wait_for_everyone()
     if not run.accelerator.is_main_process:
         return
