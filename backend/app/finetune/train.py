@@ -64,6 +64,7 @@ from app.finetune.peft_compat import peft_deprecations_silenced
 from app.finetune.prompts import COMPACT_LLAMA3_TEMPLATE, chat_template_for
 from app.finetune.sharding import fsdp_plugin, shard
 from app.finetune.train_config import RUN_FILE, TrainConfig
+from app.hf.quantization import set_4bit_layout
 
 log = get_logger("finetune.train")
 
@@ -172,7 +173,7 @@ def setup(config: TrainConfig, *, resume: bool = False) -> Run:
     accelerator = Accelerator(cpu=not torch.cuda.is_available())
     plugin = fsdp_plugin(accelerator)
     if plugin is not None:
-        _check_shardable(config, accelerator.num_processes)
+        check_shardable(config, accelerator.num_processes)
     output = Path(config.output)
     output.mkdir(parents=True, exist_ok=True)
     torch.manual_seed(config.seed)
@@ -472,6 +473,9 @@ def _load_model(
         # Checkpointing is enabled below, the same way for both methods (non-reentrant, which
         # needs no input-grad hook).
         model = prepare_model_for_kbit_training(model, use_gradient_checkpointing=False)
+        # Before the loss check runs the model in eval mode: a 4-bit layer repacked for
+        # inference there would have no backward.
+        set_4bit_layout(model, "training")
     elif not sharded:
         model.to(device)
     if config.gradient_checkpointing:
@@ -491,7 +495,8 @@ def _load_model(
         raise InvalidInput(f"cannot attach LoRA to {config.model}: {exc}") from exc
 
 
-def _check_shardable(config: TrainConfig, processes: int) -> None:
+def check_shardable(config: TrainConfig, processes: int) -> None:
+    """Refuse, before anything loads, a run that FSDP cannot split over ``processes``."""
     if config.method == "qlora":
         raise InvalidInput(
             "QLoRA cannot be sharded with FSDP here; QLoRA fits Mi:dm Mini on one 4 GiB GPU "

@@ -37,6 +37,7 @@ from app.core.errors import InvalidInput, ModelUnavailable
 from app.core.logger import get_logger
 from app.finetune.peft_compat import peft_deprecations_silenced
 from app.finetune.prompts import chat_template_for
+from app.hf.quantization import set_4bit_layout
 from app.models.base import ChatMessage, GenerationOptions
 from app.models.batching import DynamicBatcher, call_in_loop
 from app.models.generation_rows import RowSampler, RowStreamer, StopAbandoned, row_generator
@@ -249,7 +250,9 @@ class LocalLLM:
             kwargs["device_map"] = {"": self.device}
         try:
             model = AutoModelForCausalLM.from_pretrained(self.base_model, **kwargs)
-            if not self.quantization:
+            if self.quantization == "4bit":
+                set_4bit_layout(model, "inference")
+            elif not self.quantization:
                 model.to(self.device)
         except torch.OutOfMemoryError as exc:
             raise ModelUnavailable(

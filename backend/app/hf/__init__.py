@@ -1,0 +1,1 @@
+"""What serving and training share about Hugging Face models."""
