@@ -12,13 +12,18 @@ import json
 import shutil
 import subprocess
 import sys
+from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import pytest
 import torch
 from safetensors.torch import load_file
 
 from app.cli import main
+from app.core.errors import InvalidInput
+from app.finetune.train import check_shardable
+from app.finetune.train_config import TrainConfig
 
 BACKEND = Path(__file__).resolve().parents[2]
 CONFIGS = BACKEND.parent / "deploy" / "accelerate"
@@ -125,7 +130,7 @@ def test_a_single_process_checkpoint_resumes_sharded(tmp_path: Path, single: Pat
     resumed = tmp_path / "resumed"
     shutil.copytree(single, resumed)
     (resumed / "adapter_model.safetensors").unlink()
-    launch(
+    launch_ok(
         "fsdp.yaml", ["finetune", "train", "--output", str(resumed), "--resume", "--no-progress"]
     )
     assert json.loads((resumed / "run.json").read_text(encoding="utf-8"))["sharding"] == "fsdp"
@@ -133,17 +138,15 @@ def test_a_single_process_checkpoint_resumes_sharded(tmp_path: Path, single: Pat
     assert_same_adapter(single, resumed)
 
 
-def test_sharding_refuses_qlora_and_uneven_steps(
-    tmp_path: Path, tiny_model_dir: Path, nsmc_sample: Path
-) -> None:
-    args = train_args(tiny_model_dir, nsmc_sample)
-    for extra, message in (
-        (["--method", "qlora"], "QLoRA cannot be sharded"),
-        (
-            ["--micro-batch-size", "1", "--grad-accum", "3"],
-            "must be a multiple of the number of processes",
-        ),
-    ):
-        result = launch("fsdp.yaml", [*args, *extra, "--output", str(tmp_path / "refused")])
-        assert result.returncode != 0
-        assert message in result.stderr
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"method": "qlora"}, "QLoRA cannot be sharded"),
+        ({"micro_batch_size": 1, "grad_accum": 3}, "must be a multiple of the number of processes"),
+    ],
+)
+def test_sharding_refuses_qlora_and_uneven_steps(change: dict[str, Any], message: str) -> None:
+    config = replace(TrainConfig(data="reviews.tsv", output="run", micro_batch_size=2), **change)
+    with pytest.raises(InvalidInput, match=message):
+        check_shardable(config, processes=2)
+    check_shardable(replace(config, method="lora", micro_batch_size=2, grad_accum=1), processes=2)
