@@ -6,11 +6,13 @@
   store between their tests name their own with ``new_schema_name()`` and clean up with
   ``drop_schema()``.
 - ``store_factory``: opens ``PGVectorStore`` objects on fresh schemas and closes them after the test.
-- ``shared_data``: the read-only data folder ``../shared/data`` next to the repository.
+- ``shared_data``: the read-only data folder ``../shared/data`` next to the repository;
+  ``require_shared(path)`` for one file of it.
 """
 
 from __future__ import annotations
 
+import os
 import shutil
 import tempfile
 import uuid
@@ -29,6 +31,18 @@ from app.retriever.vector_store import PGVectorStore
 SHARED_DATA = Path(__file__).resolve().parents[2] / ".." / "shared" / "data"
 
 StoreFactory = Callable[..., PGVectorStore]
+
+
+def require_shared(path: Path) -> Path:
+    """``path`` under the shared data folder. A test without it is skipped, with the reason,
+    except under CI (``CI=true``), where the data is always laid beside the checkout and a
+    missing file is a broken set-up that must fail rather than pass as skips."""
+    if not path.exists():
+        message = f"shared data not found at {path.resolve()}"
+        if os.environ.get("CI", "").lower() == "true":
+            pytest.fail(message)
+        pytest.skip(message)
+    return path
 
 
 def new_schema_name(prefix: str = "t") -> str:
@@ -116,7 +130,5 @@ def store_factory(pg_url: str) -> Iterator[StoreFactory]:
 
 @pytest.fixture(scope="session")
 def shared_data() -> Path:
-    """``../shared/data`` (KorQuAD, NSMC); skips the test when the folder is absent."""
-    if not SHARED_DATA.is_dir():
-        pytest.skip(f"shared data folder not found at {SHARED_DATA.resolve()}")
-    return SHARED_DATA
+    """``../shared/data`` (KorQuAD, NSMC), as ``require_shared`` finds it."""
+    return require_shared(SHARED_DATA)

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.conftest import require_shared
 from tests.utils.tiny_lm import NSMC_TRAIN, build_tiny_model_dir
 
 # A mapping the adapter can learn in a few dozen steps: each rating has its own sentence.
@@ -23,10 +24,8 @@ RATING_SENTENCES = {
 
 @pytest.fixture(scope="session")
 def nsmc_train() -> Path:
-    """The shared NSMC training TSV (skips when the shared data folder is absent)."""
-    if not NSMC_TRAIN.exists():
-        pytest.skip(f"shared data not found at {NSMC_TRAIN}")
-    return NSMC_TRAIN
+    """The shared NSMC training TSV."""
+    return require_shared(NSMC_TRAIN)
 
 
 @pytest.fixture(scope="session")

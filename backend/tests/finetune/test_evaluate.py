@@ -21,6 +21,7 @@ from app.finetune.evaluate_metrics import (
     sample,
     sentiment_band,
 )
+from tests.conftest import require_shared
 from tests.utils.tiny_lm import SHARED_DATA
 
 NSMC_DEV = SHARED_DATA / "nsmc" / "dev.tsv.gz"
@@ -31,10 +32,8 @@ pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 @pytest.fixture(scope="module")
 def nsmc_dev() -> Path:
-    """The shared NSMC dev TSV (skips when the shared data folder is absent)."""
-    if not NSMC_DEV.exists():
-        pytest.skip(f"shared data not found at {NSMC_DEV}")
-    return NSMC_DEV
+    """The shared NSMC dev TSV."""
+    return require_shared(NSMC_DEV)
 
 
 @pytest.fixture(scope="module")

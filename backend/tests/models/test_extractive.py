@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import json
 import re
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -13,10 +12,9 @@ import pytest
 from app.models.base import GenerationOptions, LLMClient
 from app.models.extractive import NO_ANSWER_EN, ExtractiveLLM
 from app.pipelines.prompts import NO_ANSWER_KO, PromptSource, build_messages
+from tests.conftest import SHARED_DATA, require_shared
 
-KORQUAD = (
-    Path(__file__).resolve().parents[3] / ".." / "shared" / "data" / "korquad" / "dev_part_a.json"
-)
+KORQUAD = SHARED_DATA / "korquad" / "dev_part_a.json"
 LIBRARY = (
     "# 도서관 이용 안내\n\n"
     "중앙도서관은 평일 오전 9시부터 오후 10시까지 문을 엽니다. 주말에는 오후 5시에 문을 닫습니다.\n\n"
@@ -27,9 +25,7 @@ CAFETERIA = "학생식당은 지하 1층에 있습니다. 점심은 11시 30분�
 
 @pytest.fixture(scope="module")
 def korquad() -> list[dict[str, Any]]:
-    if not KORQUAD.exists():
-        pytest.skip(f"KorQuAD sample not found at {KORQUAD}")
-    return json.loads(KORQUAD.read_text(encoding="utf-8"))["data"]
+    return json.loads(require_shared(KORQUAD).read_text(encoding="utf-8"))["data"]
 
 
 def _answer(question: str, *texts: str, options: GenerationOptions | None = None) -> str:

@@ -13,11 +13,10 @@ import pytest
 
 from app.models.base import EmbeddingClient
 from app.models.hash import HashEmbedder
+from tests.conftest import SHARED_DATA, require_shared
 
 BACKEND = Path(__file__).resolve().parents[2]
-KORQUAD = (
-    Path(__file__).resolve().parents[3] / ".." / "shared" / "data" / "korquad" / "dev_part_a.json"
-)
+KORQUAD = SHARED_DATA / "korquad" / "dev_part_a.json"
 TEXTS = ["중앙도서관은 평일 오전 9시에 문을 엽니다.", "Books are due after two weeks.", ""]
 
 
@@ -74,9 +73,7 @@ def test_dimension_is_checked() -> None:
 
 
 def test_korquad_questions_find_their_paragraph() -> None:
-    if not KORQUAD.exists():
-        pytest.skip(f"KorQuAD sample not found at {KORQUAD}")
-    data = json.loads(KORQUAD.read_text(encoding="utf-8"))["data"]
+    data = json.loads(require_shared(KORQUAD).read_text(encoding="utf-8"))["data"]
     paragraphs = [p for article in data for p in article["paragraphs"]]
     questions = [(qa["question"], i) for i, p in enumerate(paragraphs) for qa in p["qas"]]
     embedder = HashEmbedder(768)

@@ -24,9 +24,8 @@ from pathlib import Path
 from xml.sax.saxutils import escape
 
 import docx
-import pytest
 
-from tests.conftest import SHARED_DATA
+from tests.conftest import SHARED_DATA, require_shared
 
 Table = list[list[str]]
 Block = str | Table
@@ -35,11 +34,8 @@ Block = str | Table
 
 
 def shared_file(relative: str) -> Path:
-    """A file of the shared data set; the calling test is skipped when it is not there."""
-    path = SHARED_DATA / relative
-    if not path.is_file():
-        pytest.skip(f"shared data file {path} is absent")
-    return path
+    """A file of the shared data set, as ``require_shared`` finds it."""
+    return require_shared(SHARED_DATA / relative)
 
 
 @cache

@@ -7,6 +7,7 @@ measurably moves the base model's output, and differently from the other.
 from __future__ import annotations
 
 import time
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
@@ -15,6 +16,7 @@ from typing import Any
 import pytest
 
 from app.core.config import LLMSettings
+from tests.conftest import require_shared
 from tests.utils.tiny_lm import NSMC_TRAIN, build_tiny_model_dir
 
 ADAPTER_SEEDS = {"reviews": 1, "other": 2}
@@ -74,10 +76,18 @@ def build_adapter(model_dir: Path, output: Path, seed: int, *, rank: int = 4) ->
 
 
 def tiny_serving(tmp_path_factory: pytest.TempPathFactory) -> ServingDirs:
-    """The session's tiny model and adapters; skips when the shared review data is absent."""
-    if not NSMC_TRAIN.exists():
-        pytest.skip(f"shared data not found at {NSMC_TRAIN}")
+    """The session's tiny model and adapters, built on the shared review data."""
+    require_shared(NSMC_TRAIN)
     return serving_dirs(tmp_path_factory.getbasetemp() / "local-serving")
+
+
+def arriving_together(llm: Any, count: int) -> AbstractContextManager[None]:
+    """Hold ``llm``'s batcher until ``count`` requests are queued, as if they came at once.
+
+    Otherwise which requests meet in one batch depends on how quickly a busy machine gets them
+    to the batcher within its window.
+    """
+    return llm._batcher.held_until(count)
 
 
 def record_endless_generations(llm: Any, monkeypatch: pytest.MonkeyPatch) -> list[str]:
