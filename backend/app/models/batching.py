@@ -4,6 +4,9 @@ A model generating one sequence leaves most of the accelerator idle; generating 
 costs little more per step. The batcher waits up to ``window_s`` after the first request for others
 to join (or until ``max_batch_size`` are waiting), splits what it collected into groups that can
 share one call (same ``key``), runs each group, and hands every caller its own result.
+
+``held_until(count)`` makes the worker wait for ``count`` requests before it starts collecting,
+so which requests run together no longer depends on how quickly the callers reach ``submit``.
 """
 
 from __future__ import annotations
@@ -12,7 +15,8 @@ import asyncio
 import queue
 import threading
 import time
-from collections.abc import Callable, Hashable, Sequence
+from collections.abc import Callable, Hashable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Generic, TypeVar
 
@@ -46,6 +50,9 @@ class DynamicBatcher(Generic[Req, Res]):
         self._max = max_batch_size
         self._window_s = max(window_s, 0.0)
         self._queue: queue.Queue[_Pending[Req, Res] | None] = queue.Queue()
+        # Guards the hold and is notified on every arrival, for ``held_until``.
+        self._arrivals = threading.Condition()
+        self._hold: tuple[int, float] | None = None
         self._closed = False
         self.batch_sizes: list[int] = []
         """Size of every batch run so far, in order (for monitoring and tests)."""
@@ -58,15 +65,37 @@ class DynamicBatcher(Generic[Req, Res]):
             raise RuntimeError("the batcher is closed")
         loop = asyncio.get_running_loop()
         future: asyncio.Future[Res] = loop.create_future()
-        self._queue.put(_Pending(request, future, loop))
+        with self._arrivals:
+            self._queue.put(_Pending(request, future, loop))
+            self._arrivals.notify_all()
         return await future
+
+    @contextmanager
+    def held_until(self, count: int, *, timeout_s: float = 60.0) -> Iterator[None]:
+        """Inside, the next collection starts only once ``count`` requests are queued.
+
+        Enter it while no request is queued. The requests are then collected as if they had all
+        arrived at the same instant (batches of at most ``max_batch_size``, split by key), however
+        slowly the callers got to ``submit``. Should fewer come, collecting starts after
+        ``timeout_s``, or on leaving the block.
+        """
+        with self._arrivals:
+            self._hold = (count, timeout_s)
+        try:
+            yield
+        finally:
+            with self._arrivals:
+                self._hold = None
+                self._arrivals.notify_all()
 
     def close(self) -> None:
         """Finish the queued requests, then stop the worker thread."""
         if self._closed:
             return
-        self._closed = True
-        self._queue.put(None)
+        with self._arrivals:
+            self._closed = True
+            self._queue.put(None)
+            self._arrivals.notify_all()
         self._thread.join()
 
     def _work(self) -> None:
@@ -74,10 +103,23 @@ class DynamicBatcher(Generic[Req, Res]):
             first = self._queue.get()
             if first is None:
                 return
+            self._wait_for_hold()
             pending, stop = self._collect(first)
             self._run_groups(pending)
             if stop:
                 return
+
+    def _wait_for_hold(self) -> None:
+        """Let a hold that is set fill up (``first`` already taken off the queue counts as one)."""
+        with self._arrivals:
+            if self._hold is None:
+                return
+            count, timeout_s = self._hold
+            self._arrivals.wait_for(
+                lambda: self._closed or self._hold is None or self._queue.qsize() + 1 >= count,
+                timeout_s,
+            )
+            self._hold = None
 
     def _collect(self, first: _Pending[Req, Res]) -> tuple[list[_Pending[Req, Res]], bool]:
         """The first request plus whatever joins within the window; whether close was asked."""

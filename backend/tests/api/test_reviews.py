@@ -4,7 +4,6 @@ LoRA adapters; plus the answers for a model that cannot write reviews."""
 from __future__ import annotations
 
 import asyncio
-import time
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -20,6 +19,7 @@ from app.main import create_app
 from tests.utils.live_server import live_server
 from tests.utils.local_llm import (
     ServingDirs,
+    arriving_together,
     record_endless_generations,
     tiny_serving,
     wait_for_generation,
@@ -58,9 +58,7 @@ def dirs(tmp_path_factory: pytest.TempPathFactory) -> ServingDirs:
 def local(
     pg_url: str, tmp_path_factory: pytest.TempPathFactory, dirs: ServingDirs
 ) -> Iterator[Served]:
-    # A wide window so that requests sent together surely meet in one batch on a busy machine.
-    llm = dirs.settings(local_batch_window_ms=200.0)
-    with _serve(pg_url, tmp_path_factory.mktemp("data"), llm) as served:
+    with _serve(pg_url, tmp_path_factory.mktemp("data"), dirs.settings()) as served:
         yield served
 
 
@@ -120,12 +118,11 @@ def test_eight_concurrent_requests_are_batched(local: Served) -> None:
                 )
             )
 
-    responses = asyncio.run(send())
+    with arriving_together(llm, 8):
+        responses = asyncio.run(send())
     assert [r.status_code for r in responses] == [200] * 8
     assert [r.json()["reviews"][0]["rating"] for r in responses] == list(range(1, 9))
-    sizes = llm.batch_sizes[seen:]
-    assert sum(sizes) == 8
-    assert max(sizes) >= 4, sizes
+    assert llm.batch_sizes[seen:] == [8]
 
 
 def test_stream_yields_tokens_then_done(local: Served) -> None:
@@ -150,13 +147,17 @@ def test_a_client_that_hangs_up_stops_the_generation(
     llm = local.app.state.components.llm
     # Left alone, each review would run to all 400 tokens.
     produced = record_endless_generations(llm, monkeypatch)
+    seen = len(llm.batch_sizes)
     body = {"rating": 2, "n": 3, "temperature": 0, "max_new_tokens": 400}
-    with local.client.stream("POST", "/api/reviews/generate/stream", json=body) as response:
+    with (
+        arriving_together(llm, 3),
+        local.client.stream("POST", "/api/reviews/generate/stream", json=body) as response,
+    ):
         assert response.status_code == 200
         assert next(response.iter_lines()).startswith("event: token")
     wait_for_generation(produced)
-    time.sleep(1.0)
     # The three reviews were written together, and all three were cut short.
+    assert llm.batch_sizes[seen:] == [3]
     assert len(produced) == 3
     for text in produced:
         assert len(llm.tokenizer(text, add_special_tokens=False)["input_ids"]) < 100

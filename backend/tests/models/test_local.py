@@ -23,6 +23,7 @@ from app.pipelines.rag import DoneEvent, RAGPipeline, RetrievalOptions, SourcesE
 from app.retriever.types import SearchHit
 from tests.utils.local_llm import (
     ServingDirs,
+    arriving_together,
     build_adapter,
     record_endless_generations,
     tiny_serving,
@@ -99,7 +100,8 @@ def test_concurrent_requests_run_as_one_batch_with_the_same_results(llm: LocalLL
     async def together() -> list[str]:
         return await asyncio.gather(*(llm.complete(_messages(r), GREEDY) for r in ratings))
 
-    assert asyncio.run(together()) == alone
+    with arriving_together(llm, len(ratings)):
+        assert asyncio.run(together()) == alone
     assert llm.batch_sizes[seen:] == [8]
 
 
@@ -112,7 +114,8 @@ def test_requests_with_different_adapters_are_batched_apart(llm: LocalLLM) -> No
             *(llm.complete(_messages(5), _options(adapter=a)) for a in adapters)
         )
 
-    results = asyncio.run(mixed())
+    with arriving_together(llm, 6):
+        results = asyncio.run(mixed())
     assert sorted(llm.batch_sizes[seen:]) == [1, 2, 3]
     assert results[0] == results[2] == results[5]
     assert results[1] == results[4]
@@ -191,8 +194,9 @@ def test_streams_that_arrive_together_are_batched(llm: LocalLLM) -> None:
     async def together() -> list[str]:
         return await asyncio.gather(*(read(r) for r in (2, 5, 8, 10)))
 
-    streamed = asyncio.run(together())
-    assert max(llm.batch_sizes[seen:]) > 1, llm.batch_sizes[seen:]
+    with arriving_together(llm, 4):
+        streamed = asyncio.run(together())
+    assert llm.batch_sizes[seen:] == [4]
     for rating, text in zip((2, 5, 8, 10), streamed, strict=True):
         alone = asyncio.run(llm.complete(_messages(rating), _options(max_tokens=24)))
         assert text.strip() == alone
@@ -221,8 +225,9 @@ def test_a_seeded_request_writes_the_same_text_alone_and_in_a_batch(llm: LocalLL
         ]
         return await asyncio.gather(llm.complete(_messages(6), seeded), *others)
 
-    texts = asyncio.run(crowded())
-    assert max(llm.batch_sizes[seen:]) > 1, llm.batch_sizes[seen:]
+    with arriving_together(llm, 4):
+        texts = asyncio.run(crowded())
+    assert llm.batch_sizes[seen:] == [4]
     assert texts[0] == alone
 
 
@@ -322,7 +327,8 @@ def test_batcher_groups_by_key_and_reports_failures_to_every_caller() -> None:
         return await asyncio.gather(*submits, return_exceptions=True)
 
     try:
-        results = asyncio.run(go())
+        with batcher.held_until(5):
+            results = asyncio.run(go())
     finally:
         batcher.close()
     assert results[:3] == [10, 20, 30]
@@ -330,6 +336,18 @@ def test_batcher_groups_by_key_and_reports_failures_to_every_caller() -> None:
     # Three per batch at most, split by key: [1, 3] and [2], then [4, 6] (which fails).
     assert sorted(calls) == [[1, 3], [2], [4, 6]]
     assert sorted(batcher.batch_sizes) == [1, 2, 2]
+
+
+def test_a_hold_that_does_not_fill_up_lets_its_requests_run() -> None:
+    batcher: DynamicBatcher[int, int] = DynamicBatcher(
+        lambda batch: [x * 10 for x in batch], key=lambda x: 0, max_batch_size=4, window_s=0.0
+    )
+    try:
+        with batcher.held_until(3, timeout_s=0.0):
+            assert asyncio.run(asyncio.wait_for(batcher.submit(1), timeout=30)) == 10
+    finally:
+        batcher.close()
+    assert batcher.batch_sizes == [1]
 
 
 def test_batcher_outlives_a_caller_whose_event_loop_has_closed() -> None:

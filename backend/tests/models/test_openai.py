@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-import time
+import threading
 from collections.abc import Iterator
 from typing import Any
 
@@ -179,11 +179,17 @@ def test_unreachable_server_is_model_unavailable() -> None:
 
 
 def test_slow_server_times_out() -> None:
+    gave_up = threading.Event()
+
     def slow(request: StubRequest) -> StubResponse:
-        time.sleep(1.0)
+        # Answers only once the client has given up, however long that takes on a busy machine.
+        gave_up.wait(timeout=30)
         return openai_api(request)
 
     with StubServer(slow).running() as server:
         llm = _llm(server, max_retries=0, timeout_s=0.2)
-        with pytest.raises(ModelUnavailable, match="did not answer in time"):
-            asyncio.run(_complete(llm))
+        try:
+            with pytest.raises(ModelUnavailable, match="did not answer in time"):
+                asyncio.run(_complete(llm))
+        finally:
+            gave_up.set()
