@@ -24,5 +24,7 @@ export default defineConfig({
     include: ["src/**/*.test.{ts,tsx}"],
     restoreMocks: true,
     unstubGlobals: true,
+    // Room for several of setup.ts's waits on a loaded machine.
+    testTimeout: 30_000,
   },
 });
