@@ -3,18 +3,57 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
 from app.core.config import SearchMode
+from app.text import normalize_json, normalize_line, normalize_text, request_text_problem
+
+
+def _accepted(value: str) -> str:
+    problem = request_text_problem(value)
+    if problem is not None:
+        raise ValueError(problem)
+    return value
+
+
+def _request_text(value: str) -> str:
+    return normalize_text(_accepted(value))
+
+
+def _request_name(value: str) -> str:
+    return normalize_line(_accepted(value))
+
+
+def _request_filters(filters: dict[str, Any]) -> dict[str, Any]:
+    for key, value in filters.items():
+        for text in [key, *(value if isinstance(value, list) else [value])]:
+            if isinstance(text, str) and (problem := request_text_problem(text)) is not None:
+                raise ValueError(f"filter keys and values {problem}")
+    return normalize_json(filters)
+
+
+# Request fields pass the text boundary (``app.text``) the stored documents passed: NUL and lone
+# surrogates are refused with 422, the rest is normalised so that it compares with what is stored.
+# RequestText is running text (a query, a question, a message); RequestName a one-line name (a
+# collection, a document id).
+RequestText = Annotated[str, AfterValidator(_request_text)]
+RequestName = Annotated[str, AfterValidator(_request_name)]
 
 FilterValue = str | int | float | bool | list[str | int | float | bool]
+Filters = Annotated[dict[str, FilterValue], AfterValidator(_request_filters)]
 
 
 class ErrorDetail(BaseModel):
     code: str = Field(description="Stable machine-readable error code.")
-    message: str = Field(description="What went wrong, for people.")
+    message: str = Field(description="What went wrong, for people (English).")
+    params: dict[str, str | int | float] = Field(
+        default_factory=dict,
+        exclude_if=lambda params: not params,
+        description="Values the message names (file name, limit), for clients that word it "
+        "themselves from the code; left out when the message names none.",
+    )
 
 
 class ErrorResponse(BaseModel):
@@ -24,13 +63,13 @@ class ErrorResponse(BaseModel):
 class SearchRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    query: str = Field(min_length=1, max_length=4000, description="What to look for.")
+    query: RequestText = Field(min_length=1, max_length=4000, description="What to look for.")
     top_k: int | None = Field(default=None, ge=1, le=100, description="How many chunks to return.")
     mode: SearchMode | None = Field(default=None, description="hybrid (default) | dense | sparse")
-    collection: str | None = Field(
+    collection: RequestName | None = Field(
         default=None, max_length=100, description="Collection to search."
     )
-    filters: dict[str, FilterValue] | None = Field(
+    filters: Filters | None = Field(
         default=None,
         description='Metadata equality filters, e.g. {"lang": "ko"}; a list means any of its values.',
     )
@@ -52,20 +91,20 @@ class HistoryMessage(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     role: Literal["user", "assistant"]
-    content: str = Field(max_length=20000)
+    content: RequestText = Field(max_length=20000)
 
 
 class ChatRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    question: str = Field(min_length=1, description="The user's question.")
+    question: RequestText = Field(min_length=1, description="The user's question.")
     history: list[HistoryMessage] = Field(
         default_factory=list, max_length=50, description="Earlier turns, oldest first."
     )
     top_k: int | None = Field(default=None, ge=1, le=50, description="Passages given to the LLM.")
     mode: SearchMode | None = Field(default=None, description="Retrieval mode.")
-    collection: str | None = Field(default=None, max_length=100)
-    filters: dict[str, FilterValue] | None = None
+    collection: RequestName | None = Field(default=None, max_length=100)
+    filters: Filters | None = None
 
 
 class SourceOut(BaseModel):
@@ -77,6 +116,16 @@ class SourceOut(BaseModel):
     text: str
     score: float
     metadata: dict[str, Any]
+    filename: str = Field(description="The file's name, without the folders of `source`.")
+    page: int | None = Field(
+        description="Page, slide or sheet (1-based) where the passage begins; null when the "
+        "format has none."
+    )
+    page_end: int | None = Field(description="Last page of a passage that runs onto later pages.")
+    page_label: str | None = Field(description="The page's own name, e.g. a sheet's.")
+    page_unit: Literal["page", "slide", "sheet"] | None = Field(
+        description="What `page` counts; null when there is no page."
+    )
 
 
 class ChatResponse(BaseModel):

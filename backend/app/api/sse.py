@@ -8,7 +8,7 @@ from typing import Any
 
 from fastapi.responses import StreamingResponse
 
-from app.core.errors import RagError
+from app.core.errors import ErrorParams, RagError
 from app.core.logger import get_logger
 
 log = get_logger(__name__)
@@ -22,9 +22,14 @@ def format_event(event: str, data: Any) -> str:
     return f"event: {event}\ndata: {json.dumps(data, ensure_ascii=False)}\n\n"
 
 
-def error_payload(code: str, message: str) -> dict[str, dict[str, str]]:
-    """The error body used everywhere in the API."""
-    return {"error": {"code": code, "message": message}}
+def error_payload(
+    code: str, message: str, params: ErrorParams | None = None
+) -> dict[str, dict[str, Any]]:
+    """The error body used everywhere in the API; ``params`` only when the message names values."""
+    error: dict[str, Any] = {"code": code, "message": message}
+    if params:
+        error["params"] = params
+    return {"error": error}
 
 
 async def _guarded(events: AsyncIterator[str]) -> AsyncIterator[str]:
@@ -32,7 +37,7 @@ async def _guarded(events: AsyncIterator[str]) -> AsyncIterator[str]:
         async for frame in events:
             yield frame
     except RagError as exc:
-        yield format_event("error", error_payload(exc.code, exc.message))
+        yield format_event("error", error_payload(exc.code, exc.message, exc.params))
     except Exception:
         # The status line is already sent: the error travels as an event, never as a trace.
         log.exception("stream failed")

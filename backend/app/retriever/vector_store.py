@@ -7,7 +7,9 @@ plainly.
 
 A document is written in two steps under the caller's ``document_lock``: ``begin_document``
 records the new version (status ``indexing``), ``replace_chunks`` swaps all its chunks in one
-transaction (COPY, never row by row) and marks it ``ready``. Search only ever sees chunks of a
+transaction (COPY, never row by row) and marks it ``ready``. Inside ``atomic()`` the writes of
+several documents share one transaction instead, so that a file of many documents (a
+``.jsonl``) is stored whole or not at all. Search only ever sees chunks of a
 version that finished indexing: until that commit the previous chunks stay in place and
 searchable, a crash leaves them untouched (the next ``open()`` marks the unfinished document
 ``failed``), and so does a version that failed.
@@ -24,6 +26,7 @@ import re
 from collections import Counter
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Any
 
@@ -60,6 +63,10 @@ _DOCUMENT_COLUMNS = (
     " metadata, created_at, updated_at"
 )
 _FilterValue = str | int | float | bool
+# The store and connection of the ``atomic()`` block the current thread or task is in.
+_ATOMIC: ContextVar[tuple[PGVectorStore, psycopg.Connection] | None] = ContextVar(
+    "rag_store_atomic", default=None
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -209,6 +216,21 @@ class PGVectorStore:
         finally:
             # Ending the session releases the lock, even when unlocking would fail.
             conn.close()
+
+    @contextmanager
+    def atomic(self) -> Iterator[None]:
+        """Make the store's calls in the block one transaction: committed when the block ends,
+        rolled back, every write of it, when it raises. A nested block joins the outer one."""
+        if self._shared_connection() is not None:
+            yield
+            return
+        pool = self._require_open()
+        with self._translate_errors(), pool.connection() as conn:
+            token = _ATOMIC.set((self, conn))
+            try:
+                yield
+            finally:
+                _ATOMIC.reset(token)
 
     # ----- documents --------------------------------------------------------------------------
 
@@ -652,9 +674,18 @@ class PGVectorStore:
 
     @contextmanager
     def _connection(self) -> Iterator[psycopg.Connection]:
+        shared = self._shared_connection()
+        if shared is not None:
+            with self._translate_errors():
+                yield shared
+            return
         pool = self._require_open()
         with self._translate_errors(), pool.connection() as conn:
             yield conn
+
+    def _shared_connection(self) -> psycopg.Connection | None:
+        current = _ATOMIC.get()
+        return current[1] if current is not None and current[0] is self else None
 
     @contextmanager
     def _translate_errors(self) -> Iterator[None]:

@@ -14,6 +14,7 @@ from typing import Any
 
 from app.core.errors import InvalidInput, RagError, TooLarge, Unsupported
 from app.core.logger import get_logger
+from app.text import normalize_text
 
 log = get_logger(__name__)
 
@@ -24,14 +25,13 @@ _BINARY_MAGIC = (
     b"%PDF-",
     b"PK\x03\x04",
     b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1",  # OLE compound file: .hwp, .doc, .xls
-    b"MZ",
+    # Not "MZ": Korean text starts with it ("MZ세대"); executables hold NUL bytes early anyway.
     b"\x7fELF",
     b"\x89PNG",
     b"GIF8",
     b"\xff\xd8\xff",
     b"\x1f\x8b",
 )
-_CONTROL_CHARS = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\ufeff]")
 _TRAILING_SPACE = re.compile(r"[ \t\u3000]+\n")
 _MANY_BLANK_LINES = re.compile(r"\n{3,}")
 
@@ -58,9 +58,9 @@ def stem(filename: str) -> str:
 
 
 def clean_text(text: str) -> str:
-    """One newline convention, no control characters, no trailing spaces, at most one blank line in a row."""
-    text = text.replace("\r\n", "\n").replace("\r", "\n")
-    text = _CONTROL_CHARS.sub("", text)
+    """Text normalised at the text boundary (``app.text``), without byte-order marks, trailing
+    spaces or more than one blank line in a row."""
+    text = normalize_text(text).replace("\ufeff", "")
     text = _TRAILING_SPACE.sub("\n", text)
     return _MANY_BLANK_LINES.sub("\n\n", text).strip()
 

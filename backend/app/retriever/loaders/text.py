@@ -2,7 +2,10 @@
 
 ``.jsonl`` is all or nothing: one line per document (``{"id", "text", "title"?, "metadata"?}``),
 and a broken line rejects the whole file with its line number, so a half-read file is never
-mistaken for the complete one.
+mistaken for the complete one. Every line is checked before the file's documents are returned
+(the indexer then stores them in one transaction): ids are compared as they will be stored,
+after the text boundary of ``app.text``, and ``NaN``/``Infinity``, which JSON does not have and
+PostgreSQL's jsonb refuses, reject the line.
 
 ``.csv`` takes the first row as the header. With a text column (``text``, ``content``,
 ``body``, ``본문``, ``내용``) each row is a document: the text column is its text, ``title``/``제목``
@@ -20,6 +23,7 @@ from typing import Any
 
 from app.core.errors import InvalidInput
 from app.retriever.loaders.common import LoadedDocument, clean_text, decode_text, stem
+from app.text import normalize_line
 
 MAX_ID_CHARS = 200
 
@@ -69,22 +73,32 @@ def load_jsonl(filename: str, data: bytes) -> list[LoadedDocument]:
 def _jsonl_document(filename: str, number: int, line: str) -> LoadedDocument:
     where = f"{filename} line {number}"
     try:
-        record = json.loads(line)
+        record = json.loads(line, parse_constant=_not_json)
     except json.JSONDecodeError as exc:
         raise InvalidInput(f"{where}: not valid JSON ({exc.msg}, column {exc.colno}).") from None
+    except ValueError as exc:
+        raise InvalidInput(f"{where}: not valid JSON ({exc}).") from None
     if not isinstance(record, dict):
         raise InvalidInput(f"{where}: expected a JSON object, got {type(record).__name__}.")
-    text = record.get("text")
-    if not isinstance(text, str) or not text.strip():
+    text = clean_text(record["text"]) if isinstance(record.get("text"), str) else ""
+    if not text:
         raise InvalidInput(f'{where}: "text" must be a non-empty string.')
     metadata = record.get("metadata") or {}
     if not isinstance(metadata, dict):
         raise InvalidInput(f'{where}: "metadata" must be a JSON object.')
     document_id = _document_id(where, record.get("id"))
     title = record.get("title") or metadata.get("title")
-    if not isinstance(title, str) or not title.strip():
-        title = document_id or f"{stem(filename)}:{number}"
-    return LoadedDocument(clean_text(text), title.strip(), metadata, id=document_id)
+    title = normalize_line(title) if isinstance(title, str) else ""
+    return LoadedDocument(
+        text,
+        title or document_id or f"{stem(filename)}:{number}",
+        metadata,
+        id=document_id,
+    )
+
+
+def _not_json(constant: str) -> Any:
+    raise ValueError(f"{constant} is not a JSON value")
 
 
 def _document_id(where: str, value: Any) -> str | None:
@@ -93,7 +107,7 @@ def _document_id(where: str, value: Any) -> str | None:
     # bool is an int in Python, but `"id": true` is a mistake, not the id "True".
     if isinstance(value, bool) or not isinstance(value, str | int):
         raise InvalidInput(f'{where}: "id" must be a string or an integer.')
-    document_id = str(value).strip()
+    document_id = normalize_line(str(value))
     if not document_id or len(document_id) > MAX_ID_CHARS:
         raise InvalidInput(f'{where}: "id" must have 1 to {MAX_ID_CHARS} characters.')
     return document_id
