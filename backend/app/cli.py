@@ -10,12 +10,16 @@ import sys
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from app.core.config import Settings, get_settings
 from app.core.errors import RagError
 from app.core.logger import setup_logging
 from app.finetune.cli import register as register_finetune
+
+if TYPE_CHECKING:
+    from app.pipelines.rag import Source
+    from app.retriever.types import IngestResult
 
 _MODES = ("hybrid", "dense", "sparse")
 
@@ -57,6 +61,7 @@ def cmd_ingest(args: argparse.Namespace) -> int:
         print(f"error: no such file or folder: {', '.join(missing)}", file=sys.stderr)
         return 2
     results = []
+    files: list[list[IngestResult]] = []
     with _components() as components, tqdm(unit="file", disable=args.quiet) as bar:
 
         def progress(done: int, total: int, name: str) -> None:
@@ -66,21 +71,50 @@ def cmd_ingest(args: argparse.Namespace) -> int:
             bar.refresh()
 
         for path in paths:
-            results += components.indexer.ingest_path(
+            path_results = components.indexer.ingest_path(
                 path, collection=args.collection, progress=progress
             )
+            results += path_results
+            files += _by_file(path_results)
     if args.json:
         _print_json([dataclasses.asdict(r) for r in results])
     else:
-        for r in results:
-            detail = f"{r.chunks} chunks" if r.outcome == "indexed" else (r.error or "")
-            print(f"{r.outcome:9} {r.source}  {detail}".rstrip())
+        _print_ingest_summary(files)
         counts = {
             o: sum(r.outcome == o for r in results)
             for o in ("indexed", "unchanged", "removed", "failed")
         }
-        print(", ".join(f"{n} {o}" for o, n in counts.items()), file=sys.stderr)
+        documents = ", ".join(f"{n} {o}" for o, n in counts.items())
+        failed = sum(_file_outcome(f) == "failed" for f in files)
+        print(f"{len(files)} files, {failed} failed; documents: {documents}", file=sys.stderr)
     return 1 if any(r.outcome == "failed" for r in results) else 0
+
+
+def _by_file(results: Sequence[IngestResult]) -> list[list[IngestResult]]:
+    """The ingest results of one path, one list per file (a ``.jsonl`` has one per line)."""
+    files: dict[str, list[IngestResult]] = {}
+    for result in results:
+        files.setdefault(result.source, []).append(result)
+    return list(files.values())
+
+
+def _file_outcome(results: Sequence[IngestResult]) -> str:
+    outcomes = {r.outcome for r in results}
+    if "failed" in outcomes:
+        return "failed"
+    return "indexed" if outcomes & {"indexed", "removed"} else "unchanged"
+
+
+def _print_ingest_summary(files: Sequence[Sequence[IngestResult]]) -> None:
+    """One row per file: outcome, documents it holds now, chunks written, file and reason."""
+    print(f"{'outcome':9}  {'documents':>9}  {'chunks':>6}  file")
+    for results in files:
+        outcome = _file_outcome(results)
+        documents = sum(r.outcome in ("indexed", "unchanged") for r in results)
+        chunks = str(sum(r.chunks for r in results)) if outcome == "indexed" else "-"
+        reasons = "; ".join(r.error for r in results if r.error)
+        row = f"{outcome:9}  {documents:>9}  {chunks:>6}  {results[0].source}"
+        print(f"{row}  {reasons}" if reasons else row)
 
 
 def cmd_search(args: argparse.Namespace) -> int:
@@ -103,6 +137,20 @@ def cmd_search(args: argparse.Namespace) -> int:
         snippet = " ".join(hit.text.split())[:160]
         print(f"{rank:2}. [{hit.score:.4f}] {title}  ({hit.document_id})\n    {snippet}")
     return 0
+
+
+_PAGE_WORDS = {"page": "p.", "slide": "slide", "sheet": "sheet"}
+
+
+def _citation_line(source: Source) -> str:
+    """``[1] 휴가규정 — 규정/휴가규정.pdf · p. 3 (doc_…)``: the file and where in it."""
+    where = source.source or source.filename
+    if source.page is not None and source.page_unit is not None:
+        pages = f"{source.page}–{source.page_end}" if source.page_end else str(source.page)
+        where += f" · {_PAGE_WORDS[source.page_unit]} {pages}"
+    if source.page_label:
+        where += f": {source.page_label}" if source.page is not None else f" · {source.page_label}"
+    return f"[{source.number}] {source.title} — {where} ({source.document_id})"
 
 
 def cmd_ask(args: argparse.Namespace) -> int:
@@ -137,7 +185,7 @@ def cmd_ask(args: argparse.Namespace) -> int:
                 elif isinstance(event, DoneEvent):
                     print()
             for s in sources:
-                print(f"[{s.number}] {s.title} — {s.source} ({s.document_id})")
+                print(_citation_line(s))
 
         asyncio.run(stream())
     return 0

@@ -38,17 +38,13 @@ class BodySizeLimit:
         self.app = app
         self.max_bytes = max_bytes
 
-    def _message(self) -> str:
-        return f"The request body is over the limit of {self.max_bytes // 1024 // 1024} MB."
-
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
         declared = dict(scope["headers"]).get(b"content-length", b"")
         if declared.isdigit() and int(declared) > self.max_bytes:
-            payload = error_payload("request_too_large", self._message())
-            await JSONResponse(payload, status_code=413)(scope, receive, send)
+            await _body_too_large(BodyTooLarge(self.max_bytes))(scope, receive, send)
             return
         received = 0
 
@@ -58,13 +54,26 @@ class BodySizeLimit:
             received += len(message.get("body", b""))
             if received > self.max_bytes:
                 # FastAPI re-raises HTTPException from body parsing; the handler below shapes it.
-                raise HTTPException(413, self._message())
+                raise BodyTooLarge(self.max_bytes)
             return message
 
         await self.app(scope, counted, send)
 
 
-_HTTP_CODES = {404: "not_found", 405: "method_not_allowed", 413: "request_too_large"}
+class BodyTooLarge(HTTPException):
+    """A request body over the limit, found before or while it streams in."""
+
+    def __init__(self, max_bytes: int) -> None:
+        self.limit_mb = max_bytes // 1024 // 1024
+        super().__init__(413, f"The request body is over the limit of {self.limit_mb} MB.")
+
+
+def _body_too_large(exc: BodyTooLarge) -> JSONResponse:
+    payload = error_payload("request_too_large", str(exc.detail), {"limit_mb": exc.limit_mb})
+    return JSONResponse(payload, status_code=413)
+
+
+_HTTP_CODES = {404: "not_found", 405: "method_not_allowed"}
 
 
 def _install_error_handlers(app: FastAPI) -> None:
@@ -72,19 +81,27 @@ def _install_error_handlers(app: FastAPI) -> None:
     async def rag_error(_: Request, exc: RagError) -> JSONResponse:
         if exc.status_code >= 500:
             log.warning("%s: %s", exc.code, exc.message)
-        return JSONResponse(error_payload(exc.code, exc.message), status_code=exc.status_code)
+        payload = error_payload(exc.code, exc.message, exc.params)
+        return JSONResponse(payload, status_code=exc.status_code)
 
     @app.exception_handler(RequestValidationError)
     async def invalid_request(_: Request, exc: RequestValidationError) -> JSONResponse:
         problems = []
+        fields = []
         for err in exc.errors():
             where = ".".join(str(p) for p in err.get("loc", ()) if p != "body")
             problems.append(f"{where}: {err.get('msg')}" if where else str(err.get("msg")))
+            if where and where not in fields:
+                fields.append(where)
         message = "Invalid request: " + "; ".join(problems)
-        return JSONResponse(error_payload("invalid_input", message), status_code=422)
+        # The field names let a client say which value to fix in its own language.
+        params = {"fields": ", ".join(fields)} if fields else None
+        return JSONResponse(error_payload("invalid_input", message, params), status_code=422)
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(_: Request, exc: StarletteHTTPException) -> JSONResponse:
+        if isinstance(exc, BodyTooLarge):
+            return _body_too_large(exc)
         code = _HTTP_CODES.get(exc.status_code, "http_error")
         return JSONResponse(
             error_payload(code, str(exc.detail)), status_code=exc.status_code, headers=exc.headers

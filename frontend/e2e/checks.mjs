@@ -134,6 +134,8 @@ async function chat(page, shots) {
     await dialog.getByText(/청크 \d+개/).waitFor();
     const passage = (await dialog.locator(".passage").textContent()) ?? "";
     assert.match(passage, /휴가/);
+    const place = (await dialog.locator(".source-place").textContent()) ?? "";
+    assert.match(place, /^(휴가규정\.md|복지제도\.txt)$/, `the dialog names the cited file: "${place}"`);
     await screenshot(page, path.join(shots, "chat-source.png"));
     await dialog.getByRole("link", { name: "문서 목록에서 보기" }).click();
     await page.waitForURL(/\/documents\?doc=/);

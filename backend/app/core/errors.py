@@ -12,10 +12,15 @@ The tree, and the HTTP status each maps to in ``main.py``::
         ├── DatabaseUnavailable  503  PostgreSQL cannot be reached
         └── ModelUnavailable     503  an LLM / embedding provider is missing, misconfigured or failing
 
-Every error carries a stable machine-readable ``code`` and a human-readable message.
+Every error carries a stable machine-readable ``code``, a human-readable message and, where the
+message names values (a file name, a limit), the same values as ``params``: clients word the
+message in their own language from the code and fill it in from ``params``.
 """
 
 from __future__ import annotations
+
+# Values a client puts into its own wording of an error: names, counts, limits.
+ErrorParams = dict[str, str | int | float]
 
 
 class RagError(Exception):
@@ -24,9 +29,12 @@ class RagError(Exception):
     status_code: int = 500
     code: str = "internal_error"
 
-    def __init__(self, message: str, *, code: str | None = None) -> None:
+    def __init__(
+        self, message: str, *, code: str | None = None, params: ErrorParams | None = None
+    ) -> None:
         super().__init__(message)
         self.message = message
+        self.params: ErrorParams = dict(params or {})
         if code is not None:
             self.code = code
 

@@ -11,7 +11,8 @@ import asyncio
 import re
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from pathlib import PurePosixPath
+from typing import Any, Literal
 
 from app.core.config import SearchMode
 from app.core.errors import InvalidInput
@@ -21,10 +22,19 @@ from app.retriever.types import Retriever, SearchHit
 
 _CITATION = re.compile(r"\[(\d{1,3})\]")
 
+PageUnit = Literal["page", "slide", "sheet"]
+
+# Formats whose pages are not pages; every other paged format (PDF) counts pages.
+_PAGE_UNITS: dict[str, PageUnit] = {".pptx": "slide", ".xlsx": "sheet"}
+
 
 @dataclass(frozen=True, slots=True)
 class Source:
-    """A retrieved passage as numbered in the prompt and cited in the answer."""
+    """A retrieved passage as numbered in the prompt and cited in the answer.
+
+    ``filename`` and the page fields repeat what the chunk's metadata holds, so that a citation
+    can name the file and the page (slide, sheet) without knowing where the indexer keeps them.
+    """
 
     number: int
     document_id: str
@@ -34,6 +44,11 @@ class Source:
     text: str
     score: float
     metadata: dict[str, Any] = field(default_factory=dict)
+    filename: str = ""
+    page: int | None = None
+    page_end: int | None = None
+    page_label: str | None = None
+    page_unit: PageUnit | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,19 +104,40 @@ def cited_numbers(answer: str, source_count: int) -> list[int]:
 
 def to_sources(hits: Sequence[SearchHit]) -> list[Source]:
     """Number retrieved hits 1..n in rank order."""
-    return [
-        Source(
-            number=i,
-            document_id=hit.document_id,
-            chunk_id=hit.chunk_id,
-            title=str(hit.metadata.get("title") or hit.metadata.get("source") or hit.document_id),
-            source=str(hit.metadata.get("source", "")),
-            text=hit.text,
-            score=hit.score,
-            metadata=dict(hit.metadata),
-        )
-        for i, hit in enumerate(hits, start=1)
-    ]
+    return [_source(i, hit) for i, hit in enumerate(hits, start=1)]
+
+
+def _source(number: int, hit: SearchHit) -> Source:
+    metadata = hit.metadata
+    source = str(metadata.get("source", ""))
+    filename = PurePosixPath(source).name
+    page = _page_number(metadata.get("page"))
+    end = _page_number(metadata.get("page_end")) if page else None
+    label = str(metadata.get("page_label") or "") or None
+    return Source(
+        number=number,
+        document_id=hit.document_id,
+        chunk_id=hit.chunk_id,
+        title=str(metadata.get("title") or source or hit.document_id),
+        source=source,
+        text=hit.text,
+        score=hit.score,
+        metadata=dict(metadata),
+        filename=filename,
+        page=page,
+        page_end=end if page and end and end > page else None,
+        page_label=label,
+        page_unit=_PAGE_UNITS.get(PurePosixPath(filename).suffix.lower(), "page")
+        if page or label
+        else None,
+    )
+
+
+def _page_number(value: Any) -> int | None:
+    # Metadata is JSON that uploads may also set: only a positive whole number is a page.
+    if isinstance(value, int) and not isinstance(value, bool) and value >= 1:
+        return value
+    return None
 
 
 class RAGPipeline:

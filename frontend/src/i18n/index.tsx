@@ -17,6 +17,11 @@ export function format(template: string, params?: Record<string, string | number
   return template.replace(/\{(\w+)\}/g, (match, name: string) => (name in params ? String(params[name]) : match));
 }
 
+/** True when `key` names a text, for keys built at run time (such as `errorCode.${code}`). */
+export function hasMessage(key: string): key is MessageKey {
+  return Object.hasOwn(ko, key);
+}
+
 export function translator(lang: Lang): Translate {
   const messages = dictionaries[lang];
   return (key, params) => format(messages[key], params);

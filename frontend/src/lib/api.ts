@@ -6,6 +6,7 @@ import type {
   ChatRequest,
   DocumentInfo,
   ErrorBody,
+  ErrorParams,
   ModelsResponse,
   ReadyResponse,
   ReviewEvent,
@@ -20,12 +21,15 @@ import type {
 export class ApiError extends Error {
   readonly status: number;
   readonly code: string;
+  /** Values the message names, for wording it in the UI's language (see `lib/errors.ts`). */
+  readonly params: ErrorParams;
 
-  constructor(status: number, code: string, message: string) {
+  constructor(status: number, code: string, message: string, params: ErrorParams = {}) {
     super(message);
     this.name = "ApiError";
     this.status = status;
     this.code = code;
+    this.params = params;
   }
 }
 
@@ -41,8 +45,19 @@ function isErrorBody(body: unknown): body is ErrorBody {
   return typeof error?.code === "string" && typeof error.message === "string";
 }
 
+function isParams(params: unknown): params is ErrorParams {
+  return (
+    typeof params === "object" &&
+    params !== null &&
+    Object.values(params).every((value) => typeof value === "string" || typeof value === "number")
+  );
+}
+
 function errorFrom(status: number, body: unknown): ApiError {
-  if (isErrorBody(body)) return new ApiError(status, body.error.code, body.error.message);
+  if (isErrorBody(body)) {
+    const { code, message, params } = body.error;
+    return new ApiError(status, code, message, isParams(params) ? params : {});
+  }
   return new ApiError(status, "http_error", `HTTP ${status}`);
 }
 

@@ -2,8 +2,18 @@
 
 export type SearchMode = "hybrid" | "dense" | "sparse";
 
+/** Values an error's message names (a file name, a limit), for wording it in the UI's language. */
+export type ErrorParams = Record<string, string | number>;
+
+/** The API's `error` object: a stable code, the server's English message and its values. */
+export interface ErrorInfo {
+  code: string;
+  message: string;
+  params?: ErrorParams;
+}
+
 export interface ErrorBody {
-  error: { code: string; message: string };
+  error: ErrorInfo;
 }
 
 export interface Metadata {
@@ -41,6 +51,8 @@ export interface ChatRequest {
   collection?: string;
 }
 
+export type PageUnit = "page" | "slide" | "sheet";
+
 export interface Source {
   number: number;
   document_id: string;
@@ -50,6 +62,12 @@ export interface Source {
   text: string;
   score: number;
   metadata: Metadata;
+  // Where the passage is; absent from answers saved before the API sent them.
+  filename?: string;
+  page?: number | null;
+  page_end?: number | null;
+  page_label?: string | null;
+  page_unit?: PageUnit | null;
 }
 
 export type DocumentStatus = "pending" | "indexing" | "ready" | "failed";
@@ -75,7 +93,7 @@ export interface UploadResult {
   document_id: string | null;
   outcome: UploadOutcome;
   chunks: number;
-  error: { code: string; message: string } | null;
+  error: ErrorInfo | null;
 }
 
 export interface CheckResult {

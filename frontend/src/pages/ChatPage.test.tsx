@@ -132,7 +132,8 @@ describe("chat screen", () => {
     await ask(user, "질문");
     const alert = await screen.findByRole("alert");
     expect(alert).toHaveTextContent("모델이 응답하지 못했습니다");
-    expect(alert).toHaveTextContent("OpenAI did not answer.");
+    expect(alert).toHaveTextContent("모델을 쓸 수 없습니다. 모델 설정과 연결을 확인하세요.");
+    expect(alert).not.toHaveTextContent("OpenAI did not answer.");
   });
 
   it("says when the server cannot be reached", async () => {

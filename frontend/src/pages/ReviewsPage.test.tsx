@@ -23,7 +23,8 @@ describe("review writer", () => {
     const guide = await screen.findByRole("status", { name: "리뷰를 쓸 모델이 설정되지 않았습니다" });
     expect(guide).toHaveTextContent("LLM_PROVIDER=local");
     expect(guide).toHaveTextContent("LORA_ADAPTERS=reviews=/path/to/adapter");
-    expect(guide).toHaveTextContent("No local model.");
+    expect(guide).toHaveTextContent("모델을 쓸 수 없습니다");
+    expect(guide).not.toHaveTextContent("No local model.");
   });
 
   it("streams reviews for the chosen rating and names the model and adapter", async () => {

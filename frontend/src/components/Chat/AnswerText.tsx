@@ -4,6 +4,7 @@ import { useMemo } from "react";
 import { useI18n } from "../../i18n";
 import { splitCitations } from "../../lib/citations";
 import type { Source } from "../../lib/types";
+import { sourcePlace } from "./sourcePlace";
 
 interface AnswerTextProps {
   text: string;
@@ -29,6 +30,7 @@ export function AnswerText({ text, sources, streaming, onCite }: AnswerTextProps
             type="button"
             className="cite"
             aria-label={t("chat.citation", { n: segment.number })}
+            title={sourcePlace(byNumber.get(segment.number)!, t)}
             onClick={() => onCite(byNumber.get(segment.number)!)}
           >
             {segment.number}

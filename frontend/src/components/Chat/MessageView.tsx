@@ -9,8 +9,27 @@ import type { Source } from "../../lib/types";
 import { CopyButton } from "../ui/CopyButton";
 import { Badge, ErrorNotice, Spinner } from "../ui/Feedback";
 import { AnswerText } from "./AnswerText";
+import { sourceFile, sourcePage, sourcePlace } from "./sourcePlace";
 
 const NO_SOURCES: Source[] = [];
+
+/** A source under the answer: its number, its title and page; the file in the tooltip. */
+function SourceChip({ source, cited, onCite }: { source: Source; cited: boolean; onCite: (source: Source) => void }) {
+  const { t } = useI18n();
+  const page = sourcePage(source, t);
+  const name = source.title || sourceFile(source);
+  return (
+    <button
+      type="button"
+      className={`source-chip ${cited ? "is-cited" : ""}`}
+      title={sourcePlace(source, t)}
+      onClick={() => onCite(source)}
+    >
+      <span className="source-number">{source.number}</span>
+      <span className="source-name">{page ? `${name} · ${page}` : name}</span>
+    </button>
+  );
+}
 
 interface MessageViewProps {
   message: ChatMessage;
@@ -53,14 +72,7 @@ export function MessageView({ message, onCite }: MessageViewProps) {
           <ul className="source-chips">
             {sources.map((source) => (
               <li key={source.chunk_id}>
-                <button
-                  type="button"
-                  className={`source-chip ${cited.has(source.number) ? "is-cited" : ""}`}
-                  onClick={() => onCite(source)}
-                >
-                  <span className="source-number">{source.number}</span>
-                  <span className="source-name">{source.title || source.source}</span>
-                </button>
+                <SourceChip source={source} cited={cited.has(source.number)} onCite={onCite} />
               </li>
             ))}
           </ul>

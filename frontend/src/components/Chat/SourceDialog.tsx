@@ -9,6 +9,7 @@ import type { Source } from "../../lib/types";
 import { Dialog } from "../ui/Dialog";
 import { ErrorNotice, Spinner } from "../ui/Feedback";
 import { Icon } from "../ui/Icon";
+import { sourceFile, sourcePlace } from "./sourcePlace";
 
 export function SourceDialog({ source, onClose }: { source: Source; onClose: () => void }) {
   const { t, locale } = useI18n();
@@ -31,9 +32,10 @@ export function SourceDialog({ source, onClose }: { source: Source; onClose: () 
       <section className="source-section">
         <h3>{t("source.document")}</h3>
         <p className="doc-title">
-          <Icon name="file" /> <span>{source.title || source.source}</span>
+          <Icon name="file" /> <span>{source.title || sourceFile(source)}</span>
         </p>
-        {source.source && source.source !== source.title && <p className="muted small break">{source.source}</p>}
+        <p className="muted small break source-place">{sourcePlace(source, t)}</p>
+        {source.source && source.source !== sourceFile(source) && <p className="muted small break">{source.source}</p>}
         {document.isPending && <Spinner label={t("common.loading")} />}
         {missing && <p className="muted">{t("source.missing")}</p>}
         {document.error && !missing && <ErrorNotice error={document.error} />}

@@ -1,8 +1,8 @@
 import { render, screen, within } from "@testing-library/react";
 import { describe, expect, it, vi } from "vitest";
 
-import { I18nProvider } from "../../i18n";
-import type { UploadOutcome, UploadResult } from "../../lib/types";
+import { I18nProvider, translator } from "../../i18n";
+import type { ErrorInfo, UploadOutcome, UploadResult } from "../../lib/types";
 import type { UploadItem } from "../../lib/uploadState";
 import { UploadList } from "./UploadList";
 
@@ -16,12 +16,12 @@ const item = (name: string, change: Partial<UploadItem>): UploadItem => ({
   ...change,
 });
 
-const result = (outcome: UploadOutcome, chunks = 0, error: string | null = null): UploadResult => ({
+const result = (outcome: UploadOutcome, chunks = 0, error: string | ErrorInfo | null = null): UploadResult => ({
   filename: "f",
   document_id: "d",
   outcome,
   chunks,
-  error: error ? { code: "extraction_failed", message: error } : null,
+  error: typeof error === "string" ? { code: "indexing_failed", message: error } : error,
 });
 
 describe("UploadList", () => {
@@ -50,7 +50,8 @@ describe("UploadList", () => {
     expect(rows[2]).toHaveTextContent("색인됨 · 청크 7개");
     expect(rows[3]).toHaveTextContent("변경 없음");
     expect(rows[4]).toHaveTextContent("실패");
-    expect(rows[4]).toHaveTextContent("The HWP file is encrypted.");
+    expect(rows[4]).toHaveTextContent("이 문서를 색인하지 못했습니다.");
+    expect(rows[4]).not.toHaveTextContent("The HWP file is encrypted.");
     expect(rows[5]).toHaveTextContent("취소됨");
     expect(within(rows[5]!).getByRole("button", { name: "‘f.docx’ 목록에서 지우기" })).toBeInTheDocument();
   });
@@ -79,5 +80,38 @@ describe("UploadList", () => {
     expect(changed).toHaveTextContent("4 documents · 2 indexed · 1 unchanged · 1 removed · 1 failed");
     expect(changed).toHaveTextContent("line 4 has no text");
     expect(same).toHaveTextContent("2 documents · 2 unchanged");
+  });
+
+  it("words each reason in the UI's language: the server's from its code, the browser's from the file", () => {
+    const scanned = { code: "ocr_unavailable", message: "scan.pdf holds…", params: { filename: "scan.pdf" } };
+    const unknown = { code: "brand_new_code", message: "Something new went wrong." };
+    const items = [
+      item("scan.pdf", { phase: "done", progress: 1, results: [result("rejected", 0, scanned)] }),
+      item("new.txt", { phase: "done", progress: 1, results: [result("rejected", 0, unknown)] }),
+      item("setup.exe", { phase: "done", results: [result("rejected", 0, { code: "unsupported_type", message: "" })] }),
+    ];
+    // As UploadPanel's check does: worded with the translator of the moment.
+    const precheck = (lang: "ko" | "en") => (file: File) =>
+      file.name.endsWith(".exe")
+        ? { code: "unsupported_type", message: translator(lang)("upload.reasonType", { ext: ".exe" }) }
+        : null;
+    const view = (lang: "ko" | "en") => (
+      <I18nProvider lang={lang}>
+        <UploadList items={items} onCancel={vi.fn()} onDismiss={vi.fn()} precheck={precheck(lang)} />
+      </I18nProvider>
+    );
+    const korean = render(view("ko"));
+    const [scan, fresh, exe] = screen.getAllByRole("listitem");
+    expect(scan).toHaveTextContent("scan.pdf에는 글자가 이미지로만 들어 있는데");
+    expect(fresh).toHaveTextContent("알 수 없는 오류입니다 (코드: brand_new_code).");
+    expect(fresh).not.toHaveTextContent("Something new went wrong.");
+    expect(exe).toHaveTextContent("지원하지 않는 형식입니다 (.exe)");
+
+    korean.unmount();
+    render(view("en"));
+    const [scanEn, freshEn, exeEn] = screen.getAllByRole("listitem");
+    expect(scanEn).toHaveTextContent("scan.pdf holds its text as images only");
+    expect(freshEn).toHaveTextContent("Something new went wrong.");
+    expect(exeEn).toHaveTextContent("Unsupported format (.exe)");
   });
 });

@@ -1,7 +1,8 @@
 /** Each file being uploaded: its progress while it travels and is indexed, then its result and why. */
 import { useI18n, type Translate } from "../../i18n";
 import { ApiError } from "../../lib/api";
-import type { UploadOutcome, UploadResult } from "../../lib/types";
+import { errorText } from "../../lib/errors";
+import type { ErrorInfo, UploadOutcome, UploadResult } from "../../lib/types";
 import { formatBytes } from "../../lib/format";
 import { isFinished, type UploadItem } from "../../lib/uploadState";
 import { IconButton } from "../ui/Button";
@@ -12,6 +13,8 @@ interface UploadListProps {
   items: UploadItem[];
   onCancel: (id: string) => void;
   onDismiss: (id: string) => void;
+  /** The browser's own check of a file, worded in the UI's language (see `UploadPanel`). */
+  precheck?: (file: File) => ErrorInfo | null;
 }
 
 function outcome(item: UploadItem, t: Translate): { tone: Tone; label: string } {
@@ -49,7 +52,17 @@ function summary(results: UploadResult[], t: Translate): { tone: Tone; label: st
   return { tone, label: `${t("upload.documents", { n: held })} · ${parts.join(" · ")}` };
 }
 
-export function UploadList({ items, onCancel, onDismiss }: UploadListProps) {
+/**
+ * Why a file was refused or failed. A refusal the browser found is worded again from the file, so it
+ * follows the UI's language; the server's reasons are worded from their code.
+ */
+function reasonFor(item: UploadItem, t: Translate, precheck: UploadListProps["precheck"]): string | null {
+  const error = item.results.find((r) => r.error)?.error;
+  if (!error) return null;
+  return precheck?.(item.file)?.message ?? errorText(error, t);
+}
+
+export function UploadList({ items, onCancel, onDismiss, precheck }: UploadListProps) {
   const { t, locale } = useI18n();
   if (items.length === 0) return null;
   return (
@@ -58,7 +71,7 @@ export function UploadList({ items, onCancel, onDismiss }: UploadListProps) {
         const name = item.file.name;
         const finished = isFinished(item);
         const shown = finished ? outcome(item, t) : null;
-        const reason = item.results.find((r) => r.error)?.error?.message;
+        const reason = reasonFor(item, t, precheck);
         return (
           <li key={item.id} className={`upload-item phase-${item.phase}`}>
             <Icon name="file" />

@@ -110,7 +110,7 @@ export function UploadPanel({ limits, collections }: UploadPanelProps) {
           </Button>
         )}
       </div>
-      <UploadList items={uploads.items} onCancel={uploads.cancel} onDismiss={uploads.dismiss} />
+      <UploadList items={uploads.items} onCancel={uploads.cancel} onDismiss={uploads.dismiss} precheck={precheck} />
     </section>
   );
 }

@@ -8,7 +8,7 @@ LORA_ADAPTERS=reviews=/path/to/adapter`;
 
 export function ModelGuide({ error }: { error: unknown }) {
   const { t } = useI18n();
-  const problem = describeError(error);
+  const problem = describeError(error, t);
   return (
     <section className="card notice-card" role="status" aria-labelledby="guide-heading">
       <h2 id="guide-heading">{t("reviews.unavailableTitle")}</h2>

@@ -6,7 +6,7 @@ import { describeError } from "../../lib/errors";
 
 export function ErrorNotice({ error, children }: { error: unknown; children?: ReactNode }) {
   const { t } = useI18n();
-  const problem = describeError(error);
+  const problem = describeError(error, t);
   return (
     <div className="notice notice-error" role="alert">
       <strong>{t(problem.title)}</strong>
