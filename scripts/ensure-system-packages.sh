@@ -1,15 +1,21 @@
 #!/usr/bin/env bash
-# Installs Debian's Chromium and Korean fonts for the browser tests, when they are missing.
-# The tests drive this system browser; no tool downloads a browser of its own.
+# Installs the Debian packages the tests use, when any is missing: Chromium and Korean fonts for
+# the browser tests and the generated test images, Tesseract with Korean data for OCR, and
+# poppler's pdftotext as the reference the PDF text is compared with. The tests drive these
+# system programs; no tool downloads a browser of its own.
 set -euo pipefail
-if command -v chromium >/dev/null 2>&1 && fc-list 2>/dev/null | grep -qi "noto.*cjk"; then
-  exit 0
-fi
+missing=()
+command -v chromium >/dev/null 2>&1 || missing+=(chromium)
+fc-list 2>/dev/null | grep -qi "noto.*cjk" || missing+=(fonts-noto-cjk)
+command -v tesseract >/dev/null 2>&1 || missing+=(tesseract-ocr)
+if ! tesseract --list-langs 2>/dev/null | grep -qx kor; then missing+=(tesseract-ocr-kor); fi
+command -v pdftotext >/dev/null 2>&1 || missing+=(poppler-utils)
+[ ${#missing[@]} -eq 0 ] && exit 0
 if ! command -v apt-get >/dev/null 2>&1; then
-  echo "The browser tests need Chromium and a CJK font (Debian: chromium fonts-noto-cjk); install them and rerun." >&2
+  echo "The tests need these Debian packages (or your system's equivalents): ${missing[*]}; install them and rerun." >&2
   exit 1
 fi
 sudo_cmd=""
 [ "$(id -u)" -eq 0 ] || sudo_cmd="sudo"
 $sudo_cmd apt-get update -qq
-DEBIAN_FRONTEND=noninteractive $sudo_cmd apt-get install -y -qq chromium fonts-noto-cjk >/dev/null
+DEBIAN_FRONTEND=noninteractive $sudo_cmd apt-get install -y -qq "${missing[@]}" >/dev/null

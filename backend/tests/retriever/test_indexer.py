@@ -265,7 +265,7 @@ def test_ingest_path_walks_a_folder(indexer: Indexer, store: PGVectorStore, tmp_
     (tmp_path / "sub" / "b.md").write_text("# 둘째\n\n두 번째 문서입니다.", encoding="utf-8")
     (tmp_path / "sub" / "c.hwp").write_bytes(make_hwp([["한글 문서입니다."]]))
     (tmp_path / "broken.pdf").write_text("PDF가 아닌 내용", encoding="utf-8")
-    (tmp_path / "image.png").write_bytes(b"\x89PNG\r\n\x1a\n")
+    (tmp_path / "image.gif").write_bytes(b"GIF89a")
     (tmp_path / "sub" / ".git" / "config.txt").write_text("숨은 파일", encoding="utf-8")
     (tmp_path / "~$a.docx").write_bytes(b"lock")
     calls: list[tuple[int, int, str]] = []
