@@ -8,7 +8,7 @@ DEV_STAMP := $(VENV)/.installed-dev
 NPM_STAMP := frontend/node_modules/.installed
 FRONTEND_SOURCES := $(shell find frontend/src frontend/public -type f 2>/dev/null) frontend/index.html frontend/vite.config.ts
 
-.PHONY: run test test-backend test-frontend frontend screenshots lint format install install-dev bench-retrieval bench-fusion bench-finetune bench-generate clean
+.PHONY: run test test-backend test-frontend frontend screenshots lint format install install-dev bench-retrieval bench-fusion bench-extractive bench-finetune bench-generate clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -45,16 +45,17 @@ run: $(STAMP) frontend
 test: test-backend test-frontend
 
 test-backend: $(DEV_STAMP)
+	scripts/ensure-system-packages.sh
 	$(BIN)/ruff check backend benchmarks
 	cd backend && ../$(BIN)/pytest -q
 
 test-frontend: $(NPM_STAMP) $(STAMP)
 	cd frontend && npm test
-	scripts/ensure-chromium.sh
+	scripts/ensure-system-packages.sh
 	cd frontend && npm run e2e
 
 screenshots: $(NPM_STAMP) $(STAMP)
-	scripts/ensure-chromium.sh
+	scripts/ensure-system-packages.sh
 	cd frontend && SCREENSHOT_DIR=../docs/screenshots npm run e2e
 
 lint: $(DEV_STAMP) $(NPM_STAMP)
@@ -71,6 +72,9 @@ bench-retrieval: $(DEV_STAMP)
 
 bench-fusion: $(DEV_STAMP)
 	$(BIN)/python benchmarks/fusion_weight.py
+
+bench-extractive: $(DEV_STAMP)
+	$(BIN)/python benchmarks/extractive.py
 
 bench-finetune: $(DEV_STAMP)
 	$(BIN)/python benchmarks/finetune.py

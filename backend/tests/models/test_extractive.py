@@ -92,7 +92,7 @@ def test_korquad_answers_are_quoted_from_the_gold_paragraph(korquad: list[dict[s
         answer = _answer(qa["question"], context)
         assert all(text in context for text, _ in _quotes(answer))
         found += any(a["text"] in answer for a in qa["answers"])
-    # Measured: 31 of 35 here, and 95% of 400 random KorQuAD questions.
+    # Measured: 29 of 35 here; three more are refused, their passage saying it in other words.
     assert found >= 0.8 * len(cases)
 
 
@@ -106,6 +106,7 @@ def test_korquad_picks_the_gold_paragraph_among_others(korquad: list[dict[str, A
             qa = paragraph["qas"][0]
             answer = _answer(qa["question"], *contexts)
             total += 1
-            right += _quotes(answer)[0][1] == gold and qa["answers"][0]["text"] in answer
-    # Measured: 19 of 20.
+            first = _quotes(answer)[:1]
+            right += first != [] and first[0][1] == gold and qa["answers"][0]["text"] in answer
+    # Measured: 18 of 20.
     assert right >= 0.8 * total
