@@ -173,7 +173,7 @@ def main() -> None:
     lines = [
         (
             f"{len(documents)} paragraphs ({chunks} chunks), {len(questions)} questions; embedded PostgreSQL 16 + "
-            f"pgvector 0.6, offline `hash` embedder (768-d), Kiwi BM25, hybrid = {fusion_note}; top-10 chunks per question, "
+            f"pgvector 0.6, offline `hash` embedder (768-d), Kiwi BM25 over morphemes and eojeol stems, hybrid = {fusion_note}; top-10 chunks per question, "
             "deduplicated to paragraphs. Latency is end to end through the HTTP API on one machine, one client."
         ),
         "",

@@ -4,8 +4,8 @@ Hybrid search takes ``settings.candidates`` hits from each ranking and merges th
 with score fusion: each list's scores are min-max scaled to [0, 1] (cosine similarity and BM25
 live on unrelated scales), then combined as ``w * dense + (1 - w) * sparse``. Unlike reciprocal
 rank fusion (also available, ``fusion="rrf"``), this keeps how far ahead a hit is, not only its
-rank: on KorQuAD with the offline hash embedder, RRF fell below BM25 alone (recall@1 0.85 vs
-0.91) while score fusion with ``w = 0.2`` rose above it (0.92; see docs/benchmarks.md).
+rank: on KorQuAD with the offline hash embedder, RRF fell below BM25 alone (recall@1 0.846 vs
+0.920) while score fusion with ``w = 0.2`` rose above it (0.924; see docs/benchmarks.md).
 """
 
 from __future__ import annotations
