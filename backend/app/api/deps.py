@@ -13,6 +13,8 @@ from fastapi import Depends, Request
 from app.components import Components, make_rag_pipeline
 from app.core.config import Settings
 from app.models.base import EmbeddingClient, LLMClient
+from app.models.review_model import ReviewModel
+from app.pipelines.adapters import ServedAdapters
 from app.pipelines.rag import RAGPipeline
 from app.retriever.indexer import Indexer
 from app.retriever.types import Retriever
@@ -36,6 +38,16 @@ def get_llm_client(components: ComponentsDep) -> LLMClient:
     return components.llm
 
 
+def get_review_model(components: ComponentsDep) -> ReviewModel:
+    """The configured review writer (``REVIEW_*``)."""
+    return components.reviews
+
+
+def get_served_adapters(components: ComponentsDep) -> ServedAdapters:
+    """The review writer's adapters, loaded and unloaded while the server runs."""
+    return components.adapters
+
+
 def get_embedding_client(components: ComponentsDep) -> EmbeddingClient:
     """The configured embedding model."""
     return components.embedder
@@ -56,6 +68,8 @@ def get_indexer(components: ComponentsDep) -> Indexer:
 
 SettingsDep = Annotated[Settings, Depends(get_app_settings)]
 LLMDep = Annotated[LLMClient, Depends(get_llm_client)]
+ReviewModelDep = Annotated[ReviewModel, Depends(get_review_model)]
+ServedAdaptersDep = Annotated[ServedAdapters, Depends(get_served_adapters)]
 EmbedderDep = Annotated[EmbeddingClient, Depends(get_embedding_client)]
 StoreDep = Annotated[PGVectorStore, Depends(get_vector_store)]
 RetrieverDep = Annotated[Retriever, Depends(get_retriever)]

@@ -2,14 +2,20 @@
 
 Adapters are imported inside their ``case``, so a provider's SDK or model libraries load only when
 chosen, and a missing optional package becomes a ``ModelUnavailable`` saying what to install.
-Adding a model is one adapter file and one ``case`` here.
+Adding a model is one adapter file and one ``case`` here (and one in ``capabilities_of``).
+
+Two roles are built here: the chat model (``LLM_*``) and the review writer (``REVIEW_*``). When
+both name the same local base, the review writer is that same ``LocalLLM``, with its adapters.
 """
 
 from __future__ import annotations
 
-from app.core.config import EmbeddingSettings, LLMSettings
+from app.core.config import EmbeddingSettings, LLMSettings, Settings
 from app.core.errors import ModelUnavailable
+from app.models.adapter_files import same_model
 from app.models.base import EmbeddingClient, LLMClient
+from app.models.capabilities import Capabilities
+from app.models.review_model import ReviewModel
 
 
 def _missing(what: str, install: str, error: ImportError) -> ModelUnavailable:
@@ -19,8 +25,83 @@ def _missing(what: str, install: str, error: ImportError) -> ModelUnavailable:
     )
 
 
+def capabilities_of(provider: str) -> Capabilities:
+    """What the adapter serving ``provider`` (an ``LLM_PROVIDER`` or ``REVIEW_PROVIDER``) can do."""
+    match provider:
+        case "local":
+            return Capabilities(
+                writes_reviews=True, names_adapters=True, loads_adapters=True, loads_at_startup=True
+            )
+        case "openai":
+            # vLLM with --enable-lora serves each adapter as a model of its own name.
+            return Capabilities(writes_reviews=True, names_adapters=True)
+        case "fake" | "anthropic":
+            return Capabilities(writes_reviews=True)
+        case _:
+            # extractive quotes documents; none is no model at all.
+            return Capabilities()
+
+
+def shares_local_base(settings: Settings) -> bool:
+    """Whether the chat model and the review writer are one local model, loaded once."""
+    role = settings.review_role()
+    return (
+        settings.llm.provider == "local"
+        and role.provider == "local"
+        and role.model is not None
+        and same_model(settings.llm.local_model, role.model)
+    )
+
+
+def build_review_model(settings: Settings, *, chat: LLMClient | None = None) -> ReviewModel:
+    """The review writer chosen by ``REVIEW_PROVIDER``, with the adapters ``REVIEW_ADAPTERS`` names.
+
+    ``chat``, when given, is the chat model of the same local base (``shares_local_base``): the
+    adapters are loaded onto it instead of onto a second copy.
+    """
+    role = settings.review_role()
+    capabilities = capabilities_of(role.provider)
+    match role.provider:
+        case "none":
+            return ReviewModel("none", None, capabilities)
+        case "fake":
+            from app.models.fake import FakeLLM
+
+            return ReviewModel("fake", FakeLLM(), capabilities)
+        case "openai":
+            try:
+                from app.models.openai import OpenAILLM
+            except ImportError as error:
+                raise _missing("REVIEW_PROVIDER=openai", "pip install openai", error) from error
+            return ReviewModel(
+                "openai", OpenAILLM(role.llm), capabilities, configured=role.adapters
+            )
+        case "local":
+            try:
+                from app.models.local import LocalLLM
+            except ImportError as error:
+                raise _missing("REVIEW_PROVIDER=local", "pip install '.[local]'", error) from error
+            if isinstance(chat, LocalLLM):
+                chat.load_adapters(role.adapters)
+                llm = chat
+            else:
+                llm = LocalLLM(role.llm)
+            return ReviewModel(
+                "local",
+                llm,
+                capabilities,
+                configured=role.adapters,
+                shares_chat_model=llm is chat,
+            )
+        case provider:
+            raise ModelUnavailable(
+                f"Review provider {provider!r} is not available in this build; "
+                "choose local, openai, fake or none."
+            )
+
+
 def build_llm_client(settings: LLMSettings) -> LLMClient:
-    """The chat model chosen by ``LLM_PROVIDER``."""
+    """The chat model chosen by ``LLM_PROVIDER``; a local one never uses an adapter."""
     match settings.provider:
         case "extractive":
             from app.models.extractive import ExtractiveLLM
@@ -47,7 +128,9 @@ def build_llm_client(settings: LLMSettings) -> LLMClient:
                 from app.models.local import LocalLLM
             except ImportError as error:
                 raise _missing("LLM_PROVIDER=local", "pip install '.[local]'", error) from error
-            return LocalLLM(settings)
+            # Adapters belong to the review writer, which loads them onto this model when it
+            # shares the base (build_review_model).
+            return LocalLLM(settings.model_copy(update={"lora_adapters": {}}))
         case provider:
             raise ModelUnavailable(
                 f"LLM provider {provider!r} is not available in this build; "

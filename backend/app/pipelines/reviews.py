@@ -1,9 +1,13 @@
-"""Review writing: a star rating in, reviews out, through any ``LLMClient``.
+"""Review writing: a star rating in, reviews out, through the review model's ``LLMClient``.
 
 The prompt is the one the adapter was trained on (``app.finetune.prompts.review_messages``), so a
 LoRA adapter sees at generation time exactly the text it learnt from. ``n`` reviews are ``n``
 concurrent requests with seeds derived from the request's seed: a batching model (``LocalLLM``)
 generates them together, and the same request with the same seed gives the same reviews.
+
+A request is checked in this order: its own values (``validate_request``), then whether a model
+writes reviews at all, then whether the adapter it names is loaded, so that an invalid request is
+``InvalidInput`` whatever the state of the models.
 """
 
 from __future__ import annotations
@@ -12,17 +16,11 @@ import asyncio
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 
-from app.core.config import LLMSettings
-from app.core.errors import InvalidInput, ModelUnavailable
+from app.core.errors import InvalidInput
 from app.finetune.prompts import review_messages
 from app.models.base import ChatMessage, GenerationOptions, LLMClient
+from app.models.review_model import ReviewModel
 
-NOT_CONFIGURED = (
-    "Review writing needs a generative model, and LLM_PROVIDER=extractive only quotes documents. "
-    "Set LLM_PROVIDER=local with LOCAL_MODEL=<hub id or folder> and "
-    "LORA_ADAPTERS=reviews=/path/to/adapter (the folder `rag finetune train` wrote), "
-    "or LLM_PROVIDER=openai / anthropic, and restart."
-)
 SCALES = (5, 10)
 MAX_REVIEWS = 8
 MAX_NEW_TOKENS = 512
@@ -76,6 +74,11 @@ class ReviewWriter:
     def __init__(self, llm: LLMClient, *, adapters: Sequence[str] = ()) -> None:
         self._llm = llm
         self._adapters = tuple(adapters)
+
+    @property
+    def model_name(self) -> str:
+        """The name of the model that writes, e.g. ``local:<base>``."""
+        return self._llm.name
 
     async def generate(self, request: ReviewRequest) -> list[Review]:
         """Write ``request.n`` reviews at once (concurrently, so a batching model batches them)."""
@@ -133,7 +136,8 @@ class ReviewWriter:
         yield ReviewsDone([Review("".join(p).strip(), request.rating) for p in pieces])
 
     def _messages(self, request: ReviewRequest) -> list[ChatMessage]:
-        _validate(request, self._adapters)
+        validate_request(request)
+        _check_adapter(request.adapter, self._adapters)
         return [
             ChatMessage(m["role"], m["content"])
             for m in review_messages(request.rating, request.scale, request.subject)
@@ -154,19 +158,16 @@ class ReviewWriter:
         ]
 
 
-def review_writer_for(llm: LLMClient, settings: LLMSettings) -> ReviewWriter:
-    """The writer for the configured LLM; ``ModelUnavailable`` (how to configure one) if it cannot write."""
-    if settings.provider == "extractive":
-        raise ModelUnavailable(NOT_CONFIGURED)
-    return ReviewWriter(llm, adapters=servable_adapters(settings))
+def review_writer_for(reviews: ReviewModel, request: ReviewRequest) -> ReviewWriter:
+    """The writer for ``request``: ``InvalidInput`` if the request is invalid, then
+    ``ModelUnavailable`` (saying how to configure one) if no model writes reviews."""
+    validate_request(request)
+    llm = reviews.require_llm()
+    return ReviewWriter(llm, adapters=list(reviews.adapters()))
 
 
-def servable_adapters(settings: LLMSettings) -> list[str]:
-    """LoRA adapter names a request may name: loaded locally, or served by name by vLLM (openai)."""
-    return list(settings.lora_adapters) if settings.provider in ("local", "openai") else []
-
-
-def _validate(request: ReviewRequest, adapters: Sequence[str]) -> None:
+def validate_request(request: ReviewRequest) -> None:
+    """``InvalidInput`` for values no model could write for (the adapter is checked apart)."""
     if request.scale not in SCALES:
         raise InvalidInput(f"scale must be 5 or 10, got {request.scale}.", code="invalid_scale")
     if not 1 <= request.rating <= request.scale:
@@ -188,10 +189,16 @@ def _validate(request: ReviewRequest, adapters: Sequence[str]) -> None:
         )
     if request.subject is not None and len(request.subject) > MAX_SUBJECT_CHARS:
         raise InvalidInput(f"subject must be at most {MAX_SUBJECT_CHARS} characters.")
-    if request.adapter is not None and request.adapter not in adapters:
+
+
+def _check_adapter(adapter: str | None, adapters: Sequence[str]) -> None:
+    if adapter is not None and adapter not in adapters:
         known = (
-            ", ".join(adapters) if adapters else "none (set LLM_PROVIDER=local and LORA_ADAPTERS)"
+            ", ".join(adapters)
+            if adapters
+            else "none (set REVIEW_PROVIDER=local and REVIEW_ADAPTERS, or load one with "
+            "POST /api/models/adapters)"
         )
         raise InvalidInput(
-            f"Unknown adapter {request.adapter!r}; available: {known}.", code="unknown_adapter"
+            f"Unknown adapter {adapter!r}; available: {known}.", code="unknown_adapter"
         )

@@ -69,13 +69,27 @@ def _generate(served: Served, **body: object) -> httpx.Response:
 def test_models_describes_the_local_model(local: Served, dirs: ServingDirs) -> None:
     response = local.client.get("/api/models")
     assert response.status_code == 200
-    assert response.json() == {
-        "llm": {"provider": "local", "name": f"local:{dirs.model}"},
+    loaded = {
+        "provider": "local",
+        "name": f"local:{dirs.model}",
         "base_model": str(dirs.model),
-        "adapters": ["reviews", "other"],
         "device": "cpu",
         "dtype": "float32",
         "quantization": None,
+    }
+    # LLM_PROVIDER=local with LORA_ADAPTERS (the deprecated settings): one base serves both roles.
+    assert response.json() == {
+        "chat": loaded,
+        "reviews": {
+            **loaded,
+            "writes_reviews": True,
+            "loads_adapters": True,
+            "shares_chat_model": True,
+            "adapters": [
+                {"name": name, "path": str(dirs.adapters[name]), "origin": "settings", "run": None}
+                for name in ("reviews", "other")
+            ],
+        },
     }
 
 
@@ -195,9 +209,15 @@ def test_an_extractive_model_cannot_write_reviews(
     assert response.status_code == 503
     error = response.json()["error"]
     assert error["code"] == "model_unavailable"
-    assert "LLM_PROVIDER=local" in error["message"] and "LORA_ADAPTERS" in error["message"]
-    assert models["llm"]["provider"] == "extractive"
-    assert (models["base_model"], models["adapters"], models["device"]) == (None, [], None)
+    assert "REVIEW_PROVIDER=local" in error["message"] and "REVIEW_ADAPTERS" in error["message"]
+    assert models["chat"]["provider"] == "extractive"
+    reviews = models["reviews"]
+    assert (reviews["provider"], reviews["name"], reviews["writes_reviews"]) == (
+        "none",
+        None,
+        False,
+    )
+    assert (reviews["base_model"], reviews["adapters"], reviews["device"]) == (None, [], None)
 
 
 def test_the_fake_model_writes_reviews(
@@ -212,4 +232,4 @@ def test_the_fake_model_writes_reviews(
     assert first.json() == second.json()
     assert first.json()["model"] == "fake" and len(first.json()["reviews"]) == 2
     assert unknown.status_code == 422
-    assert "LORA_ADAPTERS" in unknown.json()["error"]["message"]
+    assert "REVIEW_ADAPTERS" in unknown.json()["error"]["message"]

@@ -9,11 +9,13 @@ from collections.abc import Iterator
 import pytest
 
 from app.cli import main
-from app.core.config import LLMSettings, get_settings
+from app.core.config import get_settings
 from app.core.errors import InvalidInput
 from app.finetune.prompts import review_messages
+from app.models.factory import capabilities_of
 from app.models.fake import FakeLLM
 from app.models.local import LocalLLM
+from app.models.review_model import ReviewModel
 from app.pipelines.reviews import (
     Review,
     ReviewRequest,
@@ -131,25 +133,22 @@ def cli_env(
 def test_rag_generate_writes_reviews_with_an_adapter(
     cli_env: None, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    argv = ["generate", "--rating", "9", "--n", "3", "--adapter", "reviews", "--seed", "4"]
-    assert main([*argv, "--max-new-tokens", "12", "--json"]) == 0
+    argv = ["generate", "--local", "--rating", "9", "--n", "3", "--adapter", "reviews"]
+    assert main([*argv, "--seed", "4", "--max-new-tokens", "12", "--json"]) == 0
     body = json.loads(capsys.readouterr().out)
     assert body["adapter"] == "reviews" and body["model"].startswith("local:")
     assert [r["rating"] for r in body["reviews"]] == [9, 9, 9]
 
-    assert main(["generate", "--rating", "9", "--adapter", "missing"]) == 2
+    assert main(["generate", "--local", "--rating", "9", "--adapter", "missing"]) == 2
     assert "Unknown adapter 'missing'" in capsys.readouterr().err
 
 
 def test_an_openai_compatible_server_serves_the_named_adapters(tmp_path) -> None:
-    settings = LLMSettings(
-        provider="openai",
-        openai_base_url="http://127.0.0.1:9/v1",
-        lora_adapters=f"reviews={tmp_path}",
-    )
     llm = FakeLLM()
-    writer = review_writer_for(llm, settings)
-    asyncio.run(writer.generate(ReviewRequest(rating=8, adapter="reviews")))
+    model = ReviewModel("openai", llm, capabilities_of("openai"), configured={"reviews": tmp_path})
+    request = ReviewRequest(rating=8, adapter="reviews")
+    asyncio.run(review_writer_for(model, request).generate(request))
     assert llm.calls[-1].options.adapter == "reviews"
+    other = ReviewRequest(rating=8, adapter="other")
     with pytest.raises(InvalidInput):
-        asyncio.run(writer.generate(ReviewRequest(rating=8, adapter="other")))
+        asyncio.run(review_writer_for(model, other).generate(other))

@@ -1,7 +1,13 @@
-/** Review writer: a rating (and optional subject) in, reviews from the fine-tuned model out, streamed. */
-import { useQuery } from "@tanstack/react-query";
-import { useState, type FormEvent } from "react";
+/**
+ * Review writer: a rating (and optional subject) in, reviews from the review model (`REVIEW_PROVIDER`)
+ * out, streamed; with the base model or one of its loaded adapters, and, for a local model, a panel
+ * that loads and unloads adapters while the server runs.
+ */
+import { useQuery, useQueryClient } from "@tanstack/react-query";
+import { useEffect, useState, type FormEvent } from "react";
 
+import { AdapterAdmin } from "../components/Reviews/AdapterAdmin";
+import { AdapterChooser } from "../components/Reviews/AdapterChooser";
 import { ModelGuide } from "../components/Reviews/ModelGuide";
 import { ReviewResults } from "../components/Reviews/ReviewResults";
 import { StarPicker } from "../components/Reviews/StarPicker";
@@ -17,13 +23,17 @@ type Scale = "5" | "10";
 
 /** No model to write with: the endpoint is missing (404) or the model is not configured (503). */
 function isUnconfigured(error: unknown): boolean {
-  return error instanceof ApiError && (error.status === 404 || error.code === "model_unavailable");
+  return (
+    error instanceof ApiError &&
+    ((error.status === 404 && error.code === "not_found") || error.code === "model_unavailable")
+  );
 }
 
 export function ReviewsPage() {
   const { t } = useI18n();
   const models = useQuery({ queryKey: ["models"], queryFn: ({ signal }) => getModels(signal), retry: false });
   const writer = useReviewWriter();
+  const queryClient = useQueryClient();
   const [scale, setScale] = useState<Scale>("10");
   const [rating, setRating] = useState(8);
   const [subject, setSubject] = useState("");
@@ -32,8 +42,16 @@ export function ReviewsPage() {
   // null until the user picks; "" is an explicit choice of the base model alone.
   const [adapter, setAdapter] = useState<string | null>(null);
   const max = Number(scale);
-  const adapters = models.data?.adapters ?? [];
-  const chosenAdapter = adapter === null ? (adapters[0] ?? null) : adapter || null;
+  const role = models.data?.reviews;
+  const adapters = role?.adapters ?? [];
+  // The first adapter until one is picked, and again when the picked one has been unloaded.
+  const picked = adapter === "" || adapters.some((a) => a.name === adapter) ? adapter : null;
+  const chosenAdapter = picked === null ? (adapters[0]?.name ?? null) : picked || null;
+
+  // The chosen adapter was unloaded elsewhere (another tab, the CLI): show the list as it is now.
+  useEffect(() => {
+    if (writer.error?.code === "unknown_adapter") void queryClient.invalidateQueries({ queryKey: ["models"] });
+  }, [writer.error, queryClient]);
 
   const changeScale = (next: Scale) => {
     // Keep the same sentiment when switching: 8/10 becomes 4/5.
@@ -53,16 +71,17 @@ export function ReviewsPage() {
     });
   };
 
-  const unconfigured = isUnconfigured(models.error) || isUnconfigured(writer.error);
+  const off = role !== undefined && !role.writes_reviews;
+  const unconfigured = off || isUnconfigured(models.error) || isUnconfigured(writer.error);
 
   return (
     <div className="page">
       <h1 className="page-title">{t("reviews.title")}</h1>
       <p className="muted page-lead">{t("reviews.help")}</p>
       {models.isPending && <Spinner label={t("common.loading")} />}
-      {unconfigured && <ModelGuide error={models.error ?? writer.error} />}
+      {unconfigured && <ModelGuide off={off} error={models.error ?? writer.error} />}
       {models.error && !isUnconfigured(models.error) && <ErrorNotice error={models.error} />}
-      {models.data && (
+      {role && !off && (
         <div className="reviews-layout">
           <form className="card review-form" onSubmit={submit}>
             <Segmented<Scale>
@@ -109,21 +128,14 @@ export function ReviewsPage() {
                 />
               </label>
             </div>
-            {adapters.length > 0 && (
-              <label className="field">
-                <span className="field-label">{t("reviews.adapter")}</span>
-                <select value={chosenAdapter ?? ""} onChange={(e) => setAdapter(e.target.value)}>
-                  {adapters.map((name) => (
-                    <option key={name} value={name}>
-                      {name}
-                    </option>
-                  ))}
-                  <option value="">{t("reviews.noAdapter")}</option>
-                </select>
-              </label>
-            )}
-            <p className="muted small">
-              {t("reviews.model")}: {models.data.base_model ?? models.data.llm.name}
+            <AdapterChooser
+              base={role.base_model ?? role.name}
+              adapters={adapters}
+              value={chosenAdapter}
+              onChange={(name) => setAdapter(name ?? "")}
+            />
+            <p className="muted small break">
+              {t("reviews.model")}: {role.name ?? role.provider}
             </p>
             {writer.status === "streaming" ? (
               <Button variant="danger" icon="stop" onClick={writer.stop}>
@@ -141,6 +153,7 @@ export function ReviewsPage() {
             {writer.error && !unconfigured && <ErrorNotice error={writer.error} />}
             <ReviewResults state={writer} scale={max} />
           </section>
+          {role.loads_adapters && <AdapterAdmin adapters={adapters} onLoaded={setAdapter} />}
         </div>
       )}
     </div>

@@ -1,28 +1,17 @@
-/** Status: which models, database and adapters are active, and whether each part is healthy. */
+/**
+ * Status: the two model roles (chat and reviews) side by side, the embedding model, the database,
+ * and whether each part is healthy.
+ */
 import { useQuery } from "@tanstack/react-query";
-import type { ReactNode } from "react";
 
+import { chatView, RoleCard, reviewView } from "../components/Status/RoleCard";
+import { StatusCard as Card } from "../components/Status/StatusCard";
 import { IconButton } from "../components/ui/Button";
-import { Badge, ErrorNotice, Spinner } from "../components/ui/Feedback";
+import { ErrorNotice, Spinner } from "../components/ui/Feedback";
 import { useI18n } from "../i18n";
 import { getHealth, getModels, getReady, getStatus } from "../lib/api";
 
 const REFRESH_MS = 10_000;
-
-function Card({ title, ok, children }: { title: string; ok?: boolean; children: ReactNode }) {
-  const { t } = useI18n();
-  return (
-    <section className="card status-card">
-      <div className="status-card-head">
-        <h2>{title}</h2>
-        {ok !== undefined && (
-          <Badge tone={ok ? "success" : "danger"}>{ok ? t("common.ok") : t("common.problem")}</Badge>
-        )}
-      </div>
-      {children}
-    </section>
-  );
-}
 
 export function StatusPage() {
   const { t, locale } = useI18n();
@@ -34,6 +23,12 @@ export function StatusPage() {
   const refetchAll = () => Promise.all([health.refetch(), ready.refetch(), status.refetch(), models.refetch()]);
   const s = status.data;
   const updated = Math.max(health.dataUpdatedAt, status.dataUpdatedAt, health.errorUpdatedAt);
+  // The model list has the details; the status answer names the roles while the list cannot be had.
+  const roles = models.data;
+  const chat = roles ? chatView(roles.chat) : s && chatView(s.llm);
+  const reviews = roles ? reviewView(roles.reviews) : s?.reviews && reviewView(s.reviews);
+  const rolePending =
+    models.isPending || status.isPending ? <Spinner /> : <p className="muted">{t("status.modelsUnavailable")}</p>;
 
   return (
     <div className="page">
@@ -49,6 +44,18 @@ export function StatusPage() {
         </div>
       </div>
       {status.error && <ErrorNotice error={status.error} />}
+      <div className="status-roles">
+        {chat ? (
+          <RoleCard title={t("status.chatRole")} role={chat} />
+        ) : (
+          <Card title={t("status.chatRole")}>{rolePending}</Card>
+        )}
+        {reviews ? (
+          <RoleCard title={t("status.reviewRole")} role={reviews} />
+        ) : (
+          <Card title={t("status.reviewRole")}>{rolePending}</Card>
+        )}
+      </div>
       <div className="status-grid">
         <Card title={t("status.server")} ok={health.isPending ? undefined : health.data?.status === "ok"}>
           {health.isPending ? <Spinner /> : <p>{health.data ? t("health.ok") : t("health.down")}</p>}
@@ -75,10 +82,6 @@ export function StatusPage() {
 
         {s && (
           <>
-            <Card title={t("status.llm")}>
-              <p className="status-value">{s.llm.name}</p>
-              <p className="muted small">{s.llm.provider}</p>
-            </Card>
             <Card title={t("status.embedding")}>
               <p className="status-value">{s.embedding.name}</p>
               <p className="muted small">
@@ -106,27 +109,6 @@ export function StatusPage() {
             </Card>
           </>
         )}
-
-        <Card title={t("status.reviewModel")}>
-          {models.isPending && <Spinner />}
-          {models.error && <p className="muted">{t("status.modelsUnavailable")}</p>}
-          {models.data && (
-            <dl className="kv">
-              <dt>{t("status.base")}</dt>
-              <dd>{models.data.base_model ?? `${models.data.llm.provider} · ${models.data.llm.name}`}</dd>
-              <dt>{t("status.adapters")}</dt>
-              <dd>{models.data.adapters.length > 0 ? models.data.adapters.join(", ") : t("status.noAdapters")}</dd>
-              {models.data.device && (
-                <>
-                  <dt>{t("status.device")}</dt>
-                  <dd>
-                    {[models.data.device, models.data.dtype, models.data.quantization].filter(Boolean).join(" · ")}
-                  </dd>
-                </>
-              )}
-            </dl>
-          )}
-        </Card>
       </div>
     </div>
   );

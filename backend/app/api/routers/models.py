@@ -1,15 +1,27 @@
-"""``/api/models``: which language model is configured and, for a local one, how it is loaded."""
+"""``/api/models``: the chat model and the review writer, and the review writer's LoRA adapters,
+which load and unload while the server runs."""
 
 from __future__ import annotations
 
+from dataclasses import asdict
+from pathlib import Path
 from typing import Protocol, runtime_checkable
 
-from fastapi import APIRouter
-from pydantic import BaseModel, Field
+from fastapi import APIRouter, Response
+from fastapi.concurrency import run_in_threadpool
 
-from app.api.deps import LLMDep, SettingsDep
-from app.api.schemas import ProviderInfo
-from app.pipelines.reviews import servable_adapters
+from app.api.deps import LLMDep, ReviewModelDep, ServedAdaptersDep, SettingsDep
+from app.api.schemas import (
+    AdapterInfo,
+    AdapterLoadRequest,
+    AdapterRunInfo,
+    ErrorResponse,
+    ModelRoleInfo,
+    ModelsResponse,
+    ReviewRoleInfo,
+)
+from app.models.base import LLMClient
+from app.pipelines.adapters import ServedAdapter
 
 router = APIRouter(prefix="/api/models", tags=["models"])
 
@@ -24,30 +36,82 @@ class _LoadedLocally(Protocol):
     quantization: str | None
 
 
-class ModelsResponse(BaseModel):
-    llm: ProviderInfo
-    base_model: str | None = Field(description="Base model id or folder (local provider only).")
-    adapters: list[str] = Field(description="LoRA adapters a request may name.")
-    device: str | None = Field(description="cpu, cuda, mps (local provider only).")
-    dtype: str | None = Field(description="float32, bfloat16, float16 (local provider only).")
-    quantization: str | None = Field(description="4bit, 8bit or null.")
+def _role(provider: str, llm: LLMClient | None) -> ModelRoleInfo:
+    info = ModelRoleInfo(
+        provider=provider,
+        name=llm.name if llm is not None else None,
+        base_model=None,
+        device=None,
+        dtype=None,
+        quantization=None,
+    )
+    if isinstance(llm, _LoadedLocally):
+        info.base_model = llm.base_model
+        info.device = str(llm.device)
+        info.dtype = str(llm.dtype).removeprefix("torch.")
+        info.quantization = llm.quantization
+    return info
+
+
+def adapter_info(adapter: ServedAdapter) -> AdapterInfo:
+    """The API's view of a served adapter."""
+    run = AdapterRunInfo(**asdict(adapter.run)) if adapter.run is not None else None
+    return AdapterInfo(name=adapter.name, path=str(adapter.path), origin=adapter.origin, run=run)
 
 
 @router.get("", response_model=ModelsResponse)
-async def models(llm: LLMDep, settings: SettingsDep) -> ModelsResponse:
-    """The configured LLM provider, and the base model, adapters, device, dtype and quantisation
-    of a local one (null for remote providers)."""
-    info = ProviderInfo(provider=settings.llm.provider, name=llm.name)
-    adapters = servable_adapters(settings.llm)
-    if not isinstance(llm, _LoadedLocally):
-        return ModelsResponse(
-            llm=info, base_model=None, adapters=adapters, device=None, dtype=None, quantization=None
-        )
+async def models(
+    llm: LLMDep, reviews: ReviewModelDep, adapters: ServedAdaptersDep, settings: SettingsDep
+) -> ModelsResponse:
+    """Both roles: the chat model (``LLM_*``) and the review writer (``REVIEW_*``) with its
+    adapters and how each was trained; base model, device, dtype and quantisation for a local one
+    (null for remote providers)."""
+    served = await run_in_threadpool(adapters.loaded)
+    role = _role(reviews.provider, reviews.llm)
     return ModelsResponse(
-        llm=info,
-        base_model=llm.base_model,
-        adapters=adapters,
-        device=str(llm.device),
-        dtype=str(llm.dtype).removeprefix("torch."),
-        quantization=llm.quantization,
+        chat=_role(settings.llm.provider, llm),
+        reviews=ReviewRoleInfo(
+            **role.model_dump(),
+            writes_reviews=reviews.capabilities.writes_reviews,
+            loads_adapters=reviews.capabilities.loads_adapters,
+            shares_chat_model=reviews.shares_chat_model,
+            adapters=[adapter_info(a) for a in served],
+        ),
     )
+
+
+@router.post(
+    "/adapters",
+    response_model=AdapterInfo,
+    status_code=201,
+    responses={
+        409: {"model": ErrorResponse},
+        422: {"model": ErrorResponse},
+        503: {"model": ErrorResponse},
+    },
+)
+async def load_adapter(body: AdapterLoadRequest, adapters: ServedAdaptersDep) -> AdapterInfo:
+    """Load the LoRA adapter in the server's folder ``path`` as ``name``; no restart needed.
+
+    422 when the folder holds no adapter or one trained on another base (the message names both
+    models), 409 when the name is taken or the review model cannot load adapters while it runs.
+    Generation goes on meanwhile; the adapter is kept in the database and loaded again at start.
+    """
+    served = await run_in_threadpool(adapters.load, body.name, Path(body.path))
+    return adapter_info(served)
+
+
+@router.delete(
+    "/adapters/{name}",
+    status_code=204,
+    responses={
+        404: {"model": ErrorResponse},
+        409: {"model": ErrorResponse},
+        503: {"model": ErrorResponse},
+    },
+)
+async def unload_adapter(name: str, adapters: ServedAdaptersDep) -> Response:
+    """Unload an adapter loaded at run time, once the requests writing with it have finished;
+    new requests naming it are refused from now on. 409 for an adapter of REVIEW_ADAPTERS."""
+    await run_in_threadpool(adapters.unload, name)
+    return Response(status_code=204)

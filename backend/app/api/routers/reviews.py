@@ -1,17 +1,20 @@
-"""``/api/reviews``: reviews for a star rating, written by the configured (fine-tuned) model."""
+"""``/api/reviews``: reviews for a star rating, written by the review model (``REVIEW_*``).
+
+The body is validated first (422 in any model state), then whether a model writes reviews (503
+with how to configure one), then whether the adapter it names is loaded (422).
+"""
 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from typing import Annotated, Literal
+from typing import Literal
 
-from fastapi import APIRouter, Depends
+from fastapi import APIRouter
 from pydantic import BaseModel, ConfigDict, Field
 
-from app.api.deps import LLMDep, SettingsDep
+from app.api.deps import ReviewModelDep
 from app.api.schemas import ErrorResponse
 from app.api.sse import format_event, sse_response
-from app.models.base import LLMClient
 from app.pipelines.reviews import (
     MAX_NEW_TOKENS,
     MAX_REVIEWS,
@@ -20,7 +23,6 @@ from app.pipelines.reviews import (
     ReviewRequest,
     ReviewsDone,
     ReviewToken,
-    ReviewWriter,
     review_writer_for,
 )
 
@@ -45,7 +47,8 @@ class ReviewGenerateRequest(BaseModel):
     max_new_tokens: int = Field(default=128, ge=1, le=MAX_NEW_TOKENS)
     seed: int | None = Field(default=None, ge=0, description="Same seed, same reviews.")
     adapter: str | None = Field(
-        default=None, description="LoRA adapter name (see GET /api/models); null for the base."
+        default=None,
+        description="LoRA adapter name (GET /api/models lists them); null for the base model.",
     )
 
     def to_request(self) -> ReviewRequest:
@@ -61,43 +64,37 @@ class ReviewOut(BaseModel):
 class ReviewsResponse(BaseModel):
     reviews: list[ReviewOut]
     model: str = Field(description="The model that wrote them, e.g. local:<base model>.")
-    adapter: str | None = Field(description="The adapter used; null for the base model.")
+    adapter: str | None = Field(description="The adapter that wrote them; null for the base model.")
 
 
-def get_review_writer(llm: LLMDep, settings: SettingsDep) -> ReviewWriter:
-    """A writer over the configured LLM and its adapters; 503 when that LLM cannot write."""
-    return review_writer_for(llm, settings.llm)
-
-
-ReviewWriterDep = Annotated[ReviewWriter, Depends(get_review_writer)]
-
-
-def _response(reviews: list[Review], llm: LLMClient, adapter: str | None) -> ReviewsResponse:
+def _response(reviews: list[Review], model: str, adapter: str | None) -> ReviewsResponse:
     return ReviewsResponse(
         reviews=[ReviewOut(text=r.text, rating=r.rating) for r in reviews],
-        model=llm.name,
+        model=model,
         adapter=adapter,
     )
 
 
 @router.post("/generate", response_model=ReviewsResponse, responses=_ERRORS)
-async def generate(
-    body: ReviewGenerateRequest, writer: ReviewWriterDep, llm: LLMDep
-) -> ReviewsResponse:
+async def generate(body: ReviewGenerateRequest, model: ReviewModelDep) -> ReviewsResponse:
     """Write ``n`` reviews that match the rating, with the prompt the adapter was trained on."""
-    reviews = await writer.generate(body.to_request())
-    return _response(reviews, llm, body.adapter)
+    request = body.to_request()
+    writer = review_writer_for(model, request)
+    reviews = await writer.generate(request)
+    return _response(reviews, writer.model_name, body.adapter)
 
 
 @router.post("/generate/stream", responses={200: {"content": {"text/event-stream": {}}}, **_ERRORS})
-async def generate_stream(body: ReviewGenerateRequest, writer: ReviewWriterDep, llm: LLMDep):
+async def generate_stream(body: ReviewGenerateRequest, model: ReviewModelDep):
     """Stream the reviews as Server-Sent Events: ``token`` ``{index, text}`` events, then ``done``.
 
     ``done`` carries the same body as ``POST /api/reviews/generate``. The reviews are written
     together, so their tokens arrive interleaved; a failure after streaming began arrives as an
     ``error`` event.
     """
-    events = writer.stream(body.to_request())
+    request = body.to_request()
+    writer = review_writer_for(model, request)
+    events = writer.stream(request)
 
     async def frames() -> AsyncIterator[str]:
         async for event in events:
@@ -105,7 +102,7 @@ async def generate_stream(body: ReviewGenerateRequest, writer: ReviewWriterDep, 
                 case ReviewToken(index=index, text=text):
                     yield format_event("token", {"index": index, "text": text})
                 case ReviewsDone(reviews=reviews):
-                    done = _response(reviews, llm, body.adapter)
+                    done = _response(reviews, writer.model_name, body.adapter)
                     yield format_event("done", done.model_dump(mode="json"))
 
     return sse_response(frames())

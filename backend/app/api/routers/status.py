@@ -15,6 +15,7 @@ from app.api.schemas import (
     LimitsInfo,
     ProviderInfo,
     RetrievalInfo,
+    ReviewStatus,
     StatusResponse,
 )
 from app.core.errors import RagError
@@ -32,8 +33,10 @@ def app_version() -> str:
 
 @router.get("/status", response_model=StatusResponse)
 async def status(components: ComponentsDep) -> StatusResponse:
-    """Active LLM, embedding model, database mode, retrieval defaults and upload limits."""
+    """Both model roles (the chat model as ``llm``, the review writer as ``reviews``), the
+    embedding model, database mode, retrieval defaults and upload limits."""
     settings = components.settings
+    reviews = components.reviews
     try:
         await run_in_threadpool(components.store.ping)
         database_ok = True
@@ -42,6 +45,12 @@ async def status(components: ComponentsDep) -> StatusResponse:
     return StatusResponse(
         version=app_version(),
         llm=ProviderInfo(provider=settings.llm.provider, name=components.llm.name),
+        reviews=ReviewStatus(
+            provider=reviews.provider,
+            name=reviews.name,
+            adapters=list(reviews.adapters()),
+            shares_chat_model=reviews.shares_chat_model,
+        ),
         embedding=EmbeddingInfo(
             provider=settings.embedding.provider,
             name=components.embedder.name,

@@ -18,7 +18,7 @@ export function ReviewResults({ state, scale }: { state: WriterState; scale: num
           </div>
           <div>
             <dt>{t("reviews.adapterUsed")}</dt>
-            <dd>{state.adapter ?? t("common.none")}</dd>
+            <dd>{state.adapter ?? t("reviews.baseOnly")}</dd>
           </div>
         </dl>
       )}
