@@ -72,7 +72,7 @@ class IndexedKorquad:
 
 @contextmanager
 def korquad_api(
-    documents: list[dict], fusion: str = "score"
+    documents: list[dict], fusion: str = "score", ef_search: int | None = None
 ) -> Iterator[IndexedKorquad]:
     """Serve the app on an embedded database in a temporary folder and upload ``documents``."""
     with tempfile.TemporaryDirectory() as data_dir:
@@ -80,7 +80,9 @@ def korquad_api(
             database=DatabaseSettings(data_dir=Path(data_dir)),
             llm=LLMSettings(provider="extractive"),
             embedding=EmbeddingSettings(provider="hash"),
-            retrieval=RetrievalSettings(fusion=fusion),
+            retrieval=RetrievalSettings(
+                fusion=fusion, **({} if ef_search is None else {"ef_search": ef_search})
+            ),
             api=APISettings(index_sample_corpus=False),
         )
         app = create_app(settings, frontend_dir=None)
@@ -122,6 +124,69 @@ def percentile(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
 
 
+def measure_mode(
+    client: httpx.Client, questions: list[tuple[str, str]], mode: str
+) -> dict[str, float | str]:
+    """Recall@1/5/10, MRR and latency percentiles of one search mode over ``questions``."""
+    ranks, latencies = [], []
+    for question, gold in questions:
+        ranked, elapsed = ranked_documents(client, question, mode)
+        latencies.append(elapsed)
+        ranks.append(ranked.index(gold) + 1 if gold in ranked else None)
+    n = len(ranks)
+    return {
+        "mode": mode,
+        **{f"r@{k}": sum(1 for r in ranks if r and r <= k) / n for k in (1, 5, 10)},
+        "mrr": sum(1 / r for r in ranks if r) / n,
+        "p50_ms": statistics.median(latencies) * 1000,
+        "p95_ms": percentile(latencies, 0.95) * 1000,
+    }
+
+
+def ef_sweep(
+    documents: list[dict],
+    questions: list[tuple[str, str]],
+    values: list[int],
+    write: bool,
+) -> None:
+    """Dense and hybrid recall by HNSW ef_search, each value on a fresh index."""
+    lines = [
+        (
+            f"{len(documents)} paragraphs, {len(questions)} questions, the index and settings of "
+            "the retrieval table, with `RETRIEVAL_EF_SEARCH` changed alone. A search asks HNSW "
+            f"for max(ef_search, 2k) candidates: k = {TOP_K} for dense, the candidates setting "
+            "(50) for hybrid's dense ranking, which therefore uses 100 up to ef_search 100."
+        ),
+        "",
+        (
+            "| ef_search | dense recall@1 | dense recall@5 | dense p50 ms | hybrid recall@1 "
+            "| hybrid recall@5 | hybrid p50 ms |"
+        ),
+        "| ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+    ]
+    for ef in values:
+        with korquad_api(documents, "score", ef) as indexed:
+            dense = measure_mode(indexed.client, questions, "dense")
+            hybrid = measure_mode(indexed.client, questions, "hybrid")
+        print(
+            json.dumps({"ef_search": ef, "dense": dense, "hybrid": hybrid}), flush=True
+        )
+        lines.append(
+            f"| {ef} | {dense['r@1']:.3f} | {dense['r@5']:.3f} | {dense['p50_ms']:.1f} "
+            f"| {hybrid['r@1']:.3f} | {hybrid['r@5']:.3f} | {hybrid['p50_ms']:.1f} |"
+        )
+    lines += [
+        "",
+        "Reproduce: `.venv/bin/python benchmarks/retrieval.py --ef-sweep "
+        + ",".join(map(str, values))
+        + "`. Data: KorQuAD 1.0, Lim et al., 2019, CC BY-ND 2.0 KR.",
+    ]
+    table = "\n".join(lines)
+    print(table)
+    if write:
+        replace_section("Retrieval: HNSW ef_search on KorQuAD", table)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument(
@@ -136,33 +201,41 @@ def main() -> None:
         default="score",
         help="how hybrid merges rankings",
     )
+    parser.add_argument(
+        "--ef-search",
+        type=int,
+        default=None,
+        help="HNSW ef_search (default: the setting's default); implies --no-write",
+    )
+    parser.add_argument(
+        "--modes",
+        default=",".join(MODES),
+        help="search modes to measure, comma-separated",
+    )
+    parser.add_argument(
+        "--ef-sweep",
+        default=None,
+        help="comma-separated ef_search values: dense and hybrid recall for each, its own table",
+    )
     args = parser.parse_args()
+    modes = [m for m in args.modes.split(",") if m]
+    if args.ef_search is not None or modes != list(MODES):
+        args.no_write = True
 
     documents, questions = load_korquad(KORQUAD)
     questions = questions[: args.limit] if args.limit else questions
-    with korquad_api(documents, args.fusion) as indexed:
+    if args.ef_sweep:
+        values = [int(v) for v in args.ef_sweep.split(",")]
+        ef_sweep(
+            documents, questions, values, write=not args.no_write and not args.limit
+        )
+        return
+    with korquad_api(documents, args.fusion, args.ef_search) as indexed:
         client, settings = indexed.client, indexed.settings
         chunks, ingest_s = indexed.chunks, indexed.ingest_s
         rows = []
-        for mode in MODES:
-            ranks, latencies = [], []
-            for question, gold in questions:
-                ranked, elapsed = ranked_documents(client, question, mode)
-                latencies.append(elapsed)
-                ranks.append(ranked.index(gold) + 1 if gold in ranked else None)
-            n = len(ranks)
-            rows.append(
-                {
-                    "mode": mode,
-                    **{
-                        f"r@{k}": sum(1 for r in ranks if r and r <= k) / n
-                        for k in (1, 5, 10)
-                    },
-                    "mrr": sum(1 / r for r in ranks if r) / n,
-                    "p50_ms": statistics.median(latencies) * 1000,
-                    "p95_ms": percentile(latencies, 0.95) * 1000,
-                }
-            )
+        for mode in modes:
+            rows.append(measure_mode(client, questions, mode))
             print(json.dumps(rows[-1]), flush=True)
 
     fusion_note = (

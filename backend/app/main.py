@@ -14,12 +14,13 @@ from fastapi.responses import FileResponse, JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from app.api.routers import chat, documents, health, models, reviews, search, status
+from app.api.routers import chat, documents, health, jobs, models, reviews, search, status
 from app.api.sse import error_payload
 from app.components import Components
 from app.core.config import Settings, get_settings
 from app.core.errors import RagError
 from app.core.logger import get_logger, setup_logging
+from app.jobs.processes import WorkerProcesses
 
 log = get_logger(__name__)
 
@@ -147,21 +148,26 @@ def create_app(
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         components = await run_in_threadpool(Components, settings, schema=schema)
         app.state.components = components
-        if settings.llm.provider == "local":
-            # A local model loads in seconds to minutes; a bad path or adapter must stop start-up,
-            # not surface as a 503 on the first request.
-            await run_in_threadpool(lambda: components.llm)
+        # A local model loads in seconds to minutes; a bad path or adapter must stop start-up,
+        # not surface as a 503 on the first request. Adapters loaded at run time come back here.
+        await run_in_threadpool(components.load_models)
         if settings.api.index_sample_corpus:
             await run_in_threadpool(components.index_sample_corpus)
         log.info(
-            "ready: llm=%s embedding=%s database=%s",
+            "ready: llm=%s reviews=%s embedding=%s database=%s",
             settings.llm.provider,
+            settings.review_role().provider,
             components.embedder.name,
             components.database_mode,
         )
+        # Uploads wait for workers; these are started here so that the server (`make run`,
+        # tests) has them without more commands, and stopped before the database closes.
+        workers = WorkerProcesses(settings, schema=schema, count=settings.jobs.serve_workers)
+        await run_in_threadpool(workers.start)
         try:
             yield
         finally:
+            await run_in_threadpool(workers.stop)
             await components.aclose()
 
     app = FastAPI(
@@ -170,7 +176,7 @@ def create_app(
         lifespan=lifespan,
     )
     _install_error_handlers(app)
-    for module in (health, search, chat, documents, status, models, reviews):
+    for module in (health, search, chat, documents, jobs, status, models, reviews):
         app.include_router(module.router)
     if settings.api.cors_origins:
         app.add_middleware(

@@ -179,6 +179,56 @@ async function manyDocumentFile(page, base) {
   });
 }
 
+async function reloadWhileIndexing(page, base) {
+  await step("documents: a reload while a file is indexed finds its job and its results", async () => {
+    const name = "상품리뷰.jsonl";
+    const rows = Array.from({ length: 800 }, (_, i) => ({
+      id: `review-${i}`,
+      text: `${i + 1}번째 리뷰: 배송이 빠르고 포장이 꼼꼼해서 만족합니다.`,
+    }));
+    const jsonl = (lines) => ({
+      name,
+      mimeType: "application/jsonl",
+      buffer: Buffer.from(lines.map((line) => JSON.stringify(line)).join("\n")),
+    });
+    const uploads = page.getByRole("list", { name: "올리기 진행 상황" }).getByRole("listitem");
+    // Until the reload the page hears nothing of the job: to the page, the reload comes while it runs.
+    await page.route("**/api/jobs/**", () => undefined);
+    const accepted = page.waitForResponse(
+      (r) => r.request().method() === "POST" && r.url().includes("/api/documents?wait=false"),
+    );
+    await page.getByTestId("file-input").setInputFiles(jsonl(rows));
+    const response = await accepted;
+    assert.equal(response.status(), 202);
+    const { job_id: jobId } = await response.json();
+    await uploads.filter({ hasText: name }).getByText("색인 중…").waitFor();
+    await page.waitForFunction((id) => localStorage.getItem("rag.uploadJobs")?.includes(id), jobId);
+    await page.unroute("**/api/jobs/**");
+
+    await page.reload();
+    const row = uploads.filter({ hasText: name });
+    const bar = row.getByRole("progressbar", { name: `‘${name}’ 색인 진행률` });
+    const indexed = row.getByText("문서 800개 · 색인 800");
+    await bar.or(indexed).first().waitFor();
+    // How far the job got when the page found it again is the server's business; the bar, when the
+    // job was still running then, says it in the page's words.
+    if (await bar.isVisible()) {
+      const value = Number(await bar.getAttribute("aria-valuenow"));
+      assert.ok(value >= 0 && value <= 100, `progress ${value}`);
+    }
+    await indexed.waitFor({ timeout: 120_000 });
+    const job = await (await fetch(`${base}/api/jobs/${jobId}`)).json();
+    assert.equal(job.status, "succeeded");
+    assert.equal(job.results.length, 800);
+    assert.equal(await page.evaluate(() => localStorage.getItem("rag.uploadJobs")), null, "the job is still kept");
+
+    // The documents go again, so that the screens after this one show what they showed before.
+    await page.getByTestId("file-input").setInputFiles(jsonl(rows.slice(0, 1)));
+    await uploads.filter({ hasText: "문서 1개 · 변경 없음 1 · 삭제 799" }).waitFor();
+    assert.equal((await fetch(`${base}/api/documents/review-0`, { method: "DELETE" })).status, 204);
+  });
+}
+
 async function reviews(page, shots) {
   await step("review writer: the configured model writes reviews for the chosen rating", async () => {
     await page.goto("/reviews");
@@ -186,6 +236,10 @@ async function reviews(page, shots) {
     const guide = page.getByRole("status", { name: "리뷰를 쓸 모델이 설정되지 않았습니다" });
     await generate.or(guide).first().waitFor();
     assert.equal(await guide.isVisible(), false, "the page says no model can write reviews");
+    // No adapter is loaded in this configuration: the chooser offers the base model alone, chosen.
+    const chooser = page.getByRole("group", { name: "어댑터" });
+    assert.equal(await chooser.getByRole("radio").count(), 1);
+    assert.ok(await chooser.getByRole("radio", { name: "기본 모델만" }).isChecked(), "the base model is not chosen");
     await page.getByRole("radio", { name: "9점 / 10점" }).check();
     await page.getByRole("textbox", { name: "주제 (선택)" }).fill("동네 빵집");
     await page.getByRole("spinbutton", { name: "리뷰 수" }).fill("2");
@@ -196,6 +250,7 @@ async function reviews(page, shots) {
     assert.equal(await guide.isVisible(), false, "writing reviews ended in the no-model guide");
     // The backend runs LLM_PROVIDER=fake, which answers a review request with its first line.
     assert.equal(await producedBy.first().textContent(), "fake");
+    assert.equal(await producedBy.nth(1).textContent(), "기본 모델만");
     const texts = await results.locator(".review-text").allTextContents();
     assert.deepEqual(
       texts.map((text) => text.trim()),
@@ -206,11 +261,17 @@ async function reviews(page, shots) {
 }
 
 async function status(page, shots) {
-  await step("status: models, embedded database and health", async () => {
+  await step("status: both model roles, embedded database and health", async () => {
     await page.goto("/status");
     await page.getByText("내장 PostgreSQL").waitFor();
     await page.getByRole("list", { name: "점검 항목" }).waitFor();
     await page.getByText("hash", { exact: false }).first().waitFor();
+    for (const role of ["채팅 모델", "리뷰 모델"]) {
+      const card = page.getByRole("region", { name: role });
+      // The role's provider, once /api/models has answered (before, the card shows a spinner).
+      await card.locator("dt", { hasText: "제공자" }).waitFor();
+      assert.equal(await card.locator("dt:has-text('제공자') + dd").textContent(), "fake", `${role}: provider`);
+    }
     await screenshot(page, path.join(shots, "status.png"));
   });
 
@@ -271,6 +332,7 @@ export async function checks({ browser, base, shots, failures, fixtures }) {
     await chat(page, shots);
     await deleteDocument(page, base);
     await manyDocumentFile(page, base);
+    await reloadWhileIndexing(page, base);
     await reviews(page, shots);
     await status(page, shots);
     await phone(browser, base, await context.storageState(), shots);

@@ -7,7 +7,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
-from app.core.config import SearchMode
+from app.core.config import ADAPTER_NAME, ReviewProvider, SearchMode
 from app.text import normalize_json, normalize_line, normalize_text, request_text_problem
 
 
@@ -150,6 +150,10 @@ class DocumentOut(BaseModel):
 
 class DocumentList(BaseModel):
     documents: list[DocumentOut]
+    total: int = Field(description="How many documents the list holds, on all pages.")
+    next_cursor: str | None = Field(
+        default=None, description="Pass as `cursor` for the next page; none on the last page."
+    )
 
 
 class UploadResult(BaseModel):
@@ -162,6 +166,38 @@ class UploadResult(BaseModel):
 
 class UploadResponse(BaseModel):
     results: list[UploadResult]
+
+
+class UploadAccepted(BaseModel):
+    job_id: str = Field(description="The job that indexes the files: `GET /api/jobs/{job_id}`.")
+
+
+class JobProgress(BaseModel):
+    done: int = Field(
+        description="Items done. For ingest: documents (a file counts as one until read)."
+    )
+    total: int = Field(description="Items known so far; grows as files turn out to hold several.")
+
+
+class JobOut(BaseModel):
+    id: str
+    kind: str = Field(description="What the job does: ingest.")
+    status: Literal["queued", "running", "succeeded", "failed", "cancelled"]
+    progress: JobProgress
+    results: list[UploadResult] = Field(
+        description="Per file, as the synchronous upload's results, as far as the job got."
+    )
+    error: ErrorDetail | None = Field(description="Why the job failed; null unless it did.")
+    created_at: datetime
+    updated_at: datetime
+
+
+class JobList(BaseModel):
+    jobs: list[JobOut] = Field(description="Newest first.")
+    total: int = Field(description="All jobs, on every page.")
+    next_cursor: str | None = Field(
+        description="Pass as `cursor` for the next page; null on the last."
+    )
 
 
 class CollectionList(BaseModel):
@@ -203,10 +239,88 @@ class LimitsInfo(BaseModel):
     max_question_chars: int
 
 
+class ReviewStatus(BaseModel):
+    provider: ReviewProvider = Field(description="REVIEW_PROVIDER: local, openai, fake or none.")
+    name: str | None = Field(description="The review model, e.g. local:<base>; null for none.")
+    adapters: list[str] = Field(description="Adapters a review request may name now.")
+    shares_chat_model: bool = Field(description="The chat model is the same loaded base.")
+
+
 class StatusResponse(BaseModel):
     version: str
-    llm: ProviderInfo
+    llm: ProviderInfo = Field(description="The chat model (LLM_PROVIDER).")
+    reviews: ReviewStatus = Field(description="The review writer (REVIEW_PROVIDER).")
     embedding: EmbeddingInfo
     database: DatabaseInfo
     retrieval: RetrievalInfo
     limits: LimitsInfo
+
+
+class ModelRoleInfo(BaseModel):
+    """One model role: its provider and model, and how a local one is loaded."""
+
+    provider: str
+    name: str | None = Field(
+        description="Provider and model, e.g. local:<base>; null when REVIEW_PROVIDER=none."
+    )
+    base_model: str | None = Field(description="Base model id or folder (local only).")
+    device: str | None = Field(description="cpu, cuda, mps (local only).")
+    dtype: str | None = Field(description="float32, bfloat16, float16 (local only).")
+    quantization: str | None = Field(description="4bit, 8bit or null.")
+
+
+class AdapterRunInfo(BaseModel):
+    """How an adapter was trained (its run.json and train_log.jsonl), and its eval.json summary."""
+
+    base_model: str | None
+    method: str | None = Field(description="lora or qlora.")
+    data: str | None = Field(description="The training data file.")
+    examples: int | None = Field(description="Reviews kept for training.")
+    steps: int | None = Field(description="Optimizer steps done; null while it was unfinished.")
+    total_steps: int | None
+    final_loss: float | None = Field(description="Loss of the last logged step.")
+    finished_at: str | None = Field(description="ISO time the run finished; null if it did not.")
+    eval: dict[str, float | str | None] | None = Field(
+        description="From eval.json beside the adapter (`rag finetune eval --out`): data, "
+        "rating_consistency, perplexity, distinct_1, distinct_2, copy_rate, empty_rate of the "
+        "adapter, base_rating_consistency and base_perplexity; null when not evaluated."
+    )
+
+
+class AdapterInfo(BaseModel):
+    name: str = Field(description="What a review request names as `adapter`.")
+    path: str = Field(description="The adapter's folder on the server.")
+    origin: Literal["settings", "api"] = Field(
+        description="settings: REVIEW_ADAPTERS; api: loaded at run time, kept in the database."
+    )
+    run: AdapterRunInfo | None = Field(description="Null when the folder has no run.json.")
+
+
+class ReviewRoleInfo(ModelRoleInfo):
+    provider: ReviewProvider
+    writes_reviews: bool = Field(description="False when REVIEW_PROVIDER=none.")
+    loads_adapters: bool = Field(
+        description="Adapters can be loaded and unloaded while the server runs (local)."
+    )
+    shares_chat_model: bool = Field(description="Chat answers come from this same loaded base.")
+    adapters: list[AdapterInfo] = Field(description="Adapters a review request may name now.")
+
+
+class ModelsResponse(BaseModel):
+    chat: ModelRoleInfo = Field(description="The chat answerer (LLM_*).")
+    reviews: ReviewRoleInfo = Field(description="The review writer (REVIEW_*).")
+
+
+class AdapterLoadRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(
+        pattern=f"^{ADAPTER_NAME.pattern}$",
+        description="Letters, digits, '_', '-', '.' (at most 64): what review requests name.",
+    )
+    path: RequestName = Field(
+        min_length=1,
+        max_length=4096,
+        description="Absolute path of the adapter folder on the server (what "
+        "`rag finetune train --output` wrote).",
+    )

@@ -8,6 +8,7 @@ Every variable is documented in ``.env.example`` at the repository root.
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 from typing import Annotated, Literal
@@ -16,10 +17,13 @@ from pydantic import AliasChoices, Field, SecretStr, field_validator, model_vali
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 LLMProvider = Literal["extractive", "fake", "openai", "anthropic", "local"]
+ReviewProvider = Literal["local", "openai", "fake", "none"]
 EmbeddingProvider = Literal["hash", "sentence-transformers", "openai"]
 SearchMode = Literal["hybrid", "dense", "sparse"]
 
 _PLACEHOLDER_KEYS = {"", "changeme", "your-key-here", "sk-...", "sk-xxx", "xxx"}
+# What a LoRA adapter may be called: in settings, in requests, in URLs.
+ADAPTER_NAME = re.compile(r"[A-Za-z0-9_.-]{1,64}")
 
 
 def _config(prefix: str) -> SettingsConfigDict:
@@ -53,6 +57,12 @@ class DatabaseSettings(BaseSettings):
     pool_max: int = Field(default=8, ge=1, description="Most connections the pool opens.")
     connect_timeout_s: float = Field(
         default=5.0, gt=0, description="Seconds to wait for a connection before answering 503."
+    )
+    restart_timeout_s: float = Field(
+        default=60.0,
+        gt=0,
+        description="Seconds to keep restarting a dead embedded PostgreSQL before the process "
+        "exits with status 3, so that its service manager restarts it.",
     )
 
     @model_validator(mode="after")
@@ -123,7 +133,7 @@ class LLMSettings(BaseSettings):
     lora_adapters: Annotated[dict[str, Path], NoDecode] = Field(
         default_factory=dict,
         validation_alias=AliasChoices("LORA_ADAPTERS", "LLM_LORA_ADAPTERS"),
-        description="LoRA adapters served on the local model: name=/path,name2=/path2 (empty: none).",
+        description="Deprecated: REVIEW_ADAPTERS. Adapters for the review model, name=/path,... (empty: none).",
     )
     local_load_in_4bit: bool = Field(
         default=False,
@@ -164,7 +174,7 @@ class LLMSettings(BaseSettings):
     @classmethod
     def _parse_adapters(cls, value: object) -> object:
         if isinstance(value, str):
-            return parse_lora_adapters(value)
+            return parse_lora_adapters(value, setting="LORA_ADAPTERS")
         return value
 
     @model_validator(mode="after")
@@ -186,6 +196,67 @@ class LLMSettings(BaseSettings):
                 "LLM_PROVIDER=openai needs OPENAI_API_KEY (or OPENAI_BASE_URL for a local server)"
             )
         return self
+
+
+class ReviewSettings(BaseSettings):
+    """Which model writes reviews (the review writer, ``rag generate``), apart from the chat model.
+
+    Unset values fall back to the chat model's settings (``Settings.review_role()``); the
+    ``LOCAL_*`` loading knobs (device, dtype, quantisation, batching) apply to both roles, and a
+    local base that both roles name is loaded once.
+    """
+
+    model_config = _config("REVIEW_")
+
+    provider: ReviewProvider | None = Field(
+        default=None,
+        description="local | openai (any OpenAI-compatible server, e.g. vLLM with --enable-lora) | "
+        "fake (tests) | none (no review writing). Unset: LLM_PROVIDER's if it is local, openai or "
+        "fake, else none.",
+    )
+    model: str | None = Field(
+        default=None,
+        description="local: hub id or folder of the base model (unset: LOCAL_MODEL); openai: the "
+        "base model's name on that server (unset: OPENAI_MODEL).",
+    )
+    # NoDecode: the variable is name=/path pairs, not the JSON pydantic-settings expects for a dict.
+    adapters: Annotated[dict[str, Path] | None, NoDecode] = Field(
+        default=None,
+        description="LoRA adapters loaded at start: name=/path,name2=/path2 (openai: the names the "
+        "server serves them under). Unset: LORA_ADAPTERS. Adapters loaded through "
+        "POST /api/models/adapters are kept in the database and loaded at start too.",
+    )
+    openai_base_url: str | None = Field(
+        default=None,
+        description="REVIEW_PROVIDER=openai: the server's address, e.g. http://localhost:8001/v1 "
+        "(unset: OPENAI_BASE_URL).",
+    )
+    openai_api_key: SecretStr | None = Field(
+        default=None, description="REVIEW_PROVIDER=openai: its key (unset: OPENAI_API_KEY)."
+    )
+
+    @field_validator("adapters", mode="before")
+    @classmethod
+    def _parse_adapters(cls, value: object) -> object:
+        if isinstance(value, str):
+            return parse_lora_adapters(value, setting="REVIEW_ADAPTERS")
+        return value
+
+
+@dataclass(frozen=True, slots=True)
+class ReviewRole:
+    """The review model with every fallback applied: what ``Settings.review_role()`` returns."""
+
+    provider: ReviewProvider
+    model: str | None
+    """Base model (local) or model name (openai); None for fake and none."""
+    adapters: dict[str, Path]
+    """Adapters to load at start (local) or that the server serves by name (openai)."""
+    llm: LLMSettings
+    """The settings its client is built from: the chat model's, with the review model, its
+    adapters and its OpenAI address and key."""
+    deprecations: tuple[str, ...]
+    """What in the settings is deprecated, worded for the start-up log."""
 
 
 class EmbeddingSettings(BaseSettings):
@@ -241,13 +312,22 @@ class RetrievalSettings(BaseSettings):
         default=50, ge=1, le=1000, description="Candidates taken from each ranking before fusion."
     )
     ef_search: int = Field(
-        default=100, ge=10, le=1000, description="HNSW ef_search: higher is slower and more exact."
+        default=40,
+        ge=10,
+        le=1000,
+        description="HNSW ef_search (at least 2 x top-k is used): higher is slower and more exact.",
     )
     default_collection: str = Field(
         default="default",
         min_length=1,
         max_length=100,
         description="Collection used when none is named.",
+    )
+    bulk_load_chunks: int = Field(
+        default=2000,
+        ge=0,
+        description="New chunks in one file from which the HNSW index is built after the rows "
+        "instead of updated row by row, on an empty store (more on a full one); 0: never.",
     )
 
     @model_validator(mode="after")
@@ -283,6 +363,84 @@ class APISettings(BaseSettings):
         return value.upper()
 
 
+class JobsSettings(BaseSettings):
+    """Background jobs and the worker processes that run them."""
+
+    model_config = _config("JOBS_")
+
+    serve_workers: int = Field(
+        default=1,
+        ge=0,
+        le=64,
+        description="Worker processes the server starts and stops with itself (0: workers run apart, `rag worker`).",
+    )
+    concurrency: int = Field(
+        default=1, ge=1, le=64, description="Jobs one worker process runs at the same time."
+    )
+    heartbeat_s: float = Field(
+        default=5.0, gt=0, description="Seconds between a worker's signs of life."
+    )
+    stalled_after_s: float = Field(
+        default=30.0,
+        gt=0,
+        description="Seconds of silence after which a worker counts as dead and its jobs are run again.",
+    )
+    poll_s: float = Field(
+        default=2.0,
+        gt=0,
+        description="Seconds between a worker's looks for jobs it was not told about (retries, takeovers).",
+    )
+    retry_wait_s: float = Field(
+        default=5.0, ge=0, description="Seconds before a job the database failed runs again."
+    )
+    shutdown_grace_s: float = Field(
+        default=10.0,
+        ge=0,
+        description="Seconds a stopping worker gives its jobs to hand themselves back before it exits.",
+    )
+
+    @model_validator(mode="after")
+    def _silence_outlasts_heartbeats(self) -> JobsSettings:
+        if self.stalled_after_s <= 2 * self.heartbeat_s:
+            raise ValueError("JOBS_STALLED_AFTER_S must be more than twice JOBS_HEARTBEAT_S")
+        return self
+
+
+class ParseSettings(BaseSettings):
+    """Limits on reading one file into text; a file over any of them fails alone, with the reason."""
+
+    model_config = _config("PARSE_")
+
+    timeout_s: float = Field(
+        default=300.0, gt=0, description="Seconds one file may take to be read into text."
+    )
+    memory_mb: int = Field(
+        default=2048,
+        ge=64,
+        description="Memory, in MB, a parsing process may take on top of what it holds when it "
+        "starts (Linux); PDFs need about 300 MB of it for Kiwi.",
+    )
+    max_expanded_mb: float = Field(
+        default=256.0,
+        gt=0,
+        description="Most MB the archive members and compressed streams of one file inflate to.",
+    )
+    max_html_depth: int = Field(
+        default=512, ge=16, description="Deepest nesting of elements in an HTML page."
+    )
+    max_document_chars: int = Field(
+        default=1_000_000,
+        ge=1000,
+        description="Longest document, in characters of text (a .jsonl line, a .csv row, a file).",
+    )
+    workers: int = Field(
+        default=2,
+        ge=1,
+        le=64,
+        description="Parsing processes kept running in each process that indexes files.",
+    )
+
+
 class Settings(BaseSettings):
     """All settings, grouped. Build your own in tests: ``Settings(llm=LLMSettings(provider="fake"))``."""
 
@@ -293,10 +451,67 @@ class Settings(BaseSettings):
     embedding: EmbeddingSettings = Field(default_factory=EmbeddingSettings)
     retrieval: RetrievalSettings = Field(default_factory=RetrievalSettings)
     api: APISettings = Field(default_factory=APISettings)
+    jobs: JobsSettings = Field(default_factory=JobsSettings)
+    review: ReviewSettings = Field(default_factory=ReviewSettings)
+    parsing: ParseSettings = Field(default_factory=ParseSettings)
+
+    def review_role(self) -> ReviewRole:
+        """The review model: ``REVIEW_*``, with the chat model's settings where they are unset."""
+        review, llm = self.review, self.llm
+        notes: list[str] = []
+        provider: ReviewProvider
+        if review.provider is not None:
+            provider = review.provider
+        elif llm.provider in ("local", "openai", "fake"):
+            provider = llm.provider
+            if llm.provider == "local":
+                notes.append(
+                    "REVIEW_PROVIDER is unset, so reviews are written by LLM_PROVIDER=local's "
+                    "LOCAL_MODEL; this fallback is deprecated: set REVIEW_PROVIDER=local and "
+                    "REVIEW_MODEL (the same base as the chat model is still loaded once)."
+                )
+        else:
+            provider = "none"
+        adapters = review.adapters
+        if llm.lora_adapters:
+            if adapters is None:
+                adapters = dict(llm.lora_adapters)
+                notes.append("LORA_ADAPTERS is deprecated: name the adapters in REVIEW_ADAPTERS.")
+            else:
+                notes.append("LORA_ADAPTERS is deprecated and ignored: REVIEW_ADAPTERS is set.")
+        model = None
+        if provider in ("local", "openai"):
+            model = review.model or (llm.openai_model if provider == "openai" else llm.local_model)
+        adapters = dict(adapters or {}) if model is not None else {}
+        update: dict[str, object] = {"lora_adapters": adapters}
+        if provider != "none":
+            update["provider"] = provider
+        if model is not None:
+            update |= {"local_model": model, "openai_model": model}
+        if review.openai_base_url is not None:
+            update["openai_base_url"] = review.openai_base_url
+        if review.openai_api_key is not None:
+            update["openai_api_key"] = review.openai_api_key
+        return ReviewRole(provider, model, adapters, llm.model_copy(update=update), tuple(notes))
+
+    @model_validator(mode="after")
+    def _review_model_is_reachable(self) -> Settings:
+        role = self.review_role()
+        if (
+            role.provider == "openai"
+            and role.llm.openai_base_url is None
+            and _is_placeholder(role.llm.openai_api_key)
+        ):
+            raise ValueError(
+                "REVIEW_PROVIDER=openai needs REVIEW_OPENAI_BASE_URL (or OPENAI_BASE_URL) for a "
+                "compatible server, or an API key (REVIEW_OPENAI_API_KEY or OPENAI_API_KEY)"
+            )
+        return self
 
 
-def parse_lora_adapters(value: str) -> dict[str, Path]:
-    """``"reviews=/a,other=/b"`` → ``{"reviews": Path("/a"), "other": Path("/b")}``."""
+def parse_lora_adapters(value: str, *, setting: str = "REVIEW_ADAPTERS") -> dict[str, Path]:
+    """``"reviews=/a,other=/b"`` → ``{"reviews": Path("/a"), "other": Path("/b")}``; errors name
+    ``setting``."""
     adapters: dict[str, Path] = {}
     for item in value.split(","):
         if not item.strip():
@@ -304,13 +519,13 @@ def parse_lora_adapters(value: str) -> dict[str, Path]:
         name, sep, path = item.partition("=")
         name, path = name.strip(), path.strip()
         if not sep or not name or not path:
-            raise ValueError(f"LORA_ADAPTERS entry {item.strip()!r} is not name=/path")
-        if not re.fullmatch(r"[A-Za-z0-9_.-]{1,64}", name):
+            raise ValueError(f"{setting} entry {item.strip()!r} is not name=/path")
+        if not ADAPTER_NAME.fullmatch(name):
             raise ValueError(
-                f"LORA_ADAPTERS name {name!r}: use letters, digits, '_', '-' or '.' (at most 64)"
+                f"{setting} name {name!r}: use letters, digits, '_', '-' or '.' (at most 64)"
             )
         if name in adapters:
-            raise ValueError(f"LORA_ADAPTERS names {name!r} twice")
+            raise ValueError(f"{setting} names {name!r} twice")
         adapters[name] = Path(path).expanduser()
     return adapters
 

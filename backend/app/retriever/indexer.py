@@ -9,16 +9,23 @@ or one derived from its collection and source, so the same file lands on the sam
 again. Its content hash covers everything that shapes the stored chunks (text, title, metadata,
 pages, chunking settings, embedder, this module's ``INDEX_VERSION``): an unchanged document is
 skipped, a changed one is re-indexed in place, and a document the file no longer holds (a line
-taken out of a ``.jsonl``) is removed. Each document is handled under the store's per-document
-lock, so concurrent uploads of one file index it once.
+taken out of a ``.jsonl``) is removed. A file of one document is handled under the store's lock
+on that document, a file of several under a lock on the file, so concurrent uploads of one file
+index it once.
 
-A file of several documents (``.jsonl``, row-wise ``.csv``) is stored whole or not at all:
-every document is read and embedded first, then all of them are written, and the file's
-stale documents removed, in one transaction under a lock on the file. A document that cannot
-be stored fails the file and leaves what was stored from it before as it was.
+A document's new version becomes visible whole, its row and chunks in one transaction: until
+then, and for good if it fails, the previous version stays searchable under its own metadata.
+A file of several documents (``.jsonl``, row-wise ``.csv``) is stored whole or not at all: its
+documents are analysed (Kiwi, on all cores), embedded and written in batches by COPY inside one
+transaction, with the file's stale documents removed in it too. A document that cannot be
+stored fails the file and leaves what was stored from it before as it was. A write large next
+to what the store holds runs as a bulk load: the HNSW index is built once after the rows
+instead of being updated row by row (``RETRIEVAL_BULK_LOAD_CHUNKS``).
 
 Each file gets its own results. Only ``DatabaseUnavailable`` escapes a folder's ingest: any
-other failure, a bug in a loader included, is the failed result of that file alone.
+other failure, a bug in a loader included, is the failed result of that file alone. The
+exception of a progress callback is the other exception: it propagates, the file's unfinished
+transaction is rolled back, and the store keeps the previous versions whole.
 """
 
 from __future__ import annotations
@@ -27,13 +34,18 @@ import bisect
 import hashlib
 import itertools
 import json
-from collections.abc import Callable, Sequence
+import math
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import nullcontext
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol, runtime_checkable
 
-from app.core.config import RetrievalSettings
+import numpy as np
+
+from app.core.config import ParseSettings, RetrievalSettings
 from app.core.errors import (
+    Conflict,
     DatabaseUnavailable,
     InvalidInput,
     NotFound,
@@ -43,11 +55,13 @@ from app.core.errors import (
 from app.core.logger import get_logger
 from app.models.base import EmbeddingClient
 from app.retriever.chunking import TextChunk, chunk_analysed
-from app.retriever.korean import analyse
-from app.retriever.loaders import LoadedDocument, is_supported, load_documents
+from app.retriever.korean import analyse_many
+from app.retriever.loaders import LoadedDocument, is_supported
 from app.retriever.loaders.common import stem
+from app.retriever.parsing import ParseLimits, parse_bounded
+from app.retriever.store_writes import StoredVersion, in_other_collection
 from app.retriever.types import IngestResult
-from app.retriever.vector_store import ChunkRow, PGVectorStore
+from app.retriever.vector_store import ChunkRow, DocumentWrite, PGVectorStore
 from app.text import normalize_json, normalize_line, normalize_text
 
 log = get_logger(__name__)
@@ -56,8 +70,17 @@ log = get_logger(__name__)
 # on its next ingest instead of being reported unchanged.
 INDEX_VERSION = 3
 MAX_COLLECTION_CHARS = 100
+# Chunks written per COPY batch, each followed by a progress report: per-statement costs (and
+# the statistics triggers, which run once per statement) vanish next to the rows, and memory
+# stays bounded however large the file.
+_BATCH_CHUNKS = 2000
+# Building the HNSW index costs about this share, per stored chunk, of inserting one new vector
+# into it; so a bulk load pays once the new chunks pass the empty-store crossover
+# (RETRIEVAL_BULK_LOAD_CHUNKS) plus this share of the chunks already stored.
+_REBUILD_SHARE = 0.1
 
 Progress = Callable[[int, int, str], None]
+DocumentProgress = Callable[[int, int], None]
 
 
 def derive_document_id(collection: str, source: str, part: int | None = None) -> str:
@@ -77,6 +100,23 @@ class _Version:
     content_hash: str
 
 
+@runtime_checkable
+class _ArrayEmbedder(Protocol):
+    """An embedder that hands back one float32 matrix, sparing a round trip through lists."""
+
+    def embed_array(self, texts: Sequence[str]) -> np.ndarray:
+        """``(len(texts), dimension)`` vectors."""
+        ...
+
+
+class _ProgressFailed(Exception):
+    """A progress callback's own exception, carried past the per-file error handling."""
+
+    def __init__(self, error: Exception) -> None:
+        super().__init__(error)
+        self.error = error
+
+
 class Indexer:
     """Turns files into stored, searchable chunks; safe to share between threads."""
 
@@ -87,12 +127,15 @@ class Indexer:
         settings: RetrievalSettings,
         *,
         max_file_bytes: int | None = None,
+        parse_limits: ParseLimits | None = None,
         batch_size: int = 64,
     ) -> None:
         self._store = store
         self._embedder = embedder
+        self._embed_array = embedder.embed_array if isinstance(embedder, _ArrayEmbedder) else None
         self._settings = settings
         self._max_file_bytes = max_file_bytes
+        self._parse_limits = parse_limits or ParseLimits.from_settings(ParseSettings())
         self._batch_size = batch_size
 
     def ingest_bytes(
@@ -103,6 +146,7 @@ class Indexer:
         collection: str | None = None,
         source: str | None = None,
         metadata: dict[str, Any] | None = None,
+        progress: DocumentProgress | None = None,
     ) -> list[IngestResult]:
         """Index every document in one file; ``source`` (default ``filename``) names it in the index.
 
@@ -114,25 +158,15 @@ class Indexer:
         that names the document, and nothing of the file changes. Errors that are not the
         application's own (a bug in a loader) propagate; callers that ingest many files turn
         them into that file's ``failed`` result.
+
+        ``progress(documents_done, documents_total)`` is called while the file's documents are
+        stored (after each batch) and once at the end. Whatever it raises propagates; the
+        file's writes not yet committed are rolled back.
         """
-        filename = normalize_line(filename)
-        if self._max_file_bytes is not None and len(data) > self._max_file_bytes:
-            raise TooLarge(
-                f"{filename} is {len(data) / 1e6:.1f} MB; the limit is "
-                f"{self._max_file_bytes / 1e6:.1f} MB.",
-                code="file_too_large",
-            )
-        collection = self._collection(collection)
-        source = normalize_line(source or filename)
-        if not source:
-            raise InvalidInput("A file to index needs a name.")
-        extra = normalize_json(_plain_json(metadata or {}))
-        documents = load_documents(filename, data)
-        versions = self._versions(documents, collection, source, extra, len(data))
-        if len(versions) > 1:
-            return self._ingest_whole(versions, collection, source)
-        results = [self._ingest_document(versions[0], collection, source)]
-        return results + self._remove_stale(collection, source, {versions[0].document_id})
+        try:
+            return self._ingest_bytes(filename, data, collection, source, metadata, progress)
+        except _ProgressFailed as failed:
+            raise failed.error from None
 
     def ingest_path(
         self,
@@ -140,13 +174,15 @@ class Indexer:
         *,
         collection: str | None = None,
         progress: Progress | None = None,
+        document_progress: DocumentProgress | None = None,
     ) -> list[IngestResult]:
         """Index a file, or every supported file under a folder (recursively, hidden ones skipped).
 
         A file that cannot be read or stored, for whatever reason, is reported as ``failed`` and
         the rest go on; only ``DatabaseUnavailable`` stops the walk. Sources are paths relative
         to the folder, so re-ingesting the folder updates the same documents.
-        ``progress(done, total, source)`` is called after each file.
+        ``progress(done, total, source)`` is called after each file, ``document_progress``
+        as ``ingest_bytes``'s ``progress`` within each file; what either raises propagates.
         """
         path = Path(path)
         if path.is_file():
@@ -161,7 +197,10 @@ class Indexer:
             raise NotFound(f"No such file or folder: {path}", code="path_not_found")
         results: list[IngestResult] = []
         for done, (file, source) in enumerate(files, start=1):
-            results += self._ingest_file(file, source, collection)
+            try:
+                results += self._ingest_file(file, source, collection, document_progress)
+            except _ProgressFailed as failed:
+                raise failed.error from None
             if progress is not None:
                 progress(done, len(files), source)
         return results
@@ -171,6 +210,34 @@ class Indexer:
         with self._store.document_lock(document_id):
             if not self._store.delete_document(document_id):
                 raise NotFound(f"No document with id {document_id!r}.", code="document_not_found")
+
+    def _ingest_bytes(
+        self,
+        filename: str,
+        data: bytes,
+        collection: str | None,
+        source: str | None,
+        metadata: dict[str, Any] | None,
+        progress: DocumentProgress | None,
+    ) -> list[IngestResult]:
+        filename = normalize_line(filename)
+        if self._max_file_bytes is not None and len(data) > self._max_file_bytes:
+            raise TooLarge(
+                f"{filename} is {len(data) / 1e6:.1f} MB; the limit is "
+                f"{self._max_file_bytes / 1e6:.1f} MB.",
+                code="file_too_large",
+            )
+        collection = self._collection(collection)
+        source = normalize_line(source or filename)
+        if not source:
+            raise InvalidInput("A file to index needs a name.")
+        extra = normalize_json(_plain_json(metadata or {}))
+        documents = parse_bounded(filename, data, self._parse_limits)
+        versions = self._versions(documents, collection, source, extra, len(data))
+        if len(versions) > 1:
+            return self._ingest_whole(versions, collection, source, progress)
+        results = [self._ingest_document(versions[0], collection, source, progress)]
+        return results + self._remove_stale(collection, source, {versions[0].document_id})
 
     def _remove_stale(
         self, collection: str, source: str, kept: set[str | None]
@@ -191,7 +258,13 @@ class Indexer:
             raise InvalidInput(f"A collection name has 1 to {MAX_COLLECTION_CHARS} characters.")
         return name
 
-    def _ingest_file(self, file: Path, source: str, collection: str | None) -> list[IngestResult]:
+    def _ingest_file(
+        self,
+        file: Path,
+        source: str,
+        collection: str | None,
+        progress: DocumentProgress | None,
+    ) -> list[IngestResult]:
         # Undecodable bytes of a file name arrive as lone surrogates; results name it storably.
         source = normalize_line(source)
         try:
@@ -202,8 +275,8 @@ class Indexer:
                     code="file_too_large",
                 )
             data = file.read_bytes()
-            return self.ingest_bytes(file.name, data, collection=collection, source=source)
-        except DatabaseUnavailable:
+            return self._ingest_bytes(file.name, data, collection, source, None, progress)
+        except (DatabaseUnavailable, _ProgressFailed):
             raise
         except RagError as exc:
             return [IngestResult(None, source, "failed", error=exc.message)]
@@ -240,106 +313,138 @@ class Indexer:
             versions.append(_Version(document_id, document, metadata, size, content_hash))
         return versions
 
-    def _ingest_document(self, version: _Version, collection: str, source: str) -> IngestResult:
+    def _ingest_document(
+        self,
+        version: _Version,
+        collection: str,
+        source: str,
+        progress: DocumentProgress | None,
+    ) -> IngestResult:
         document_id = version.document_id
         with self._store.document_lock(document_id):
-            if self._is_stored(version):
-                return IngestResult(document_id, source, "unchanged")
-            try:
-                self._begin(version, collection, source)
-            except DatabaseUnavailable:
-                raise
-            # The id belongs to a document of another collection (Conflict), or the database
-            # refused a value: nothing was written, and a stored version is left as it was.
-            except Exception as exc:
-                reason = self._logged_failure(exc, source, document_id)
-                return IngestResult(document_id, source, "failed", error=reason)
-            try:
-                rows = self._chunk_rows(version.document)
-                self._store.replace_chunks(document_id, version.content_hash, rows)
-            except DatabaseUnavailable:
-                raise
-            # Whatever breaks (the embedding provider, a bug), the document is marked failed with
-            # the reason and its previous chunks stay.
-            except Exception as exc:
-                reason = self._logged_failure(exc, source, document_id)
-                self._store.mark_failed(document_id, reason)
-                return IngestResult(document_id, source, "failed", error=reason)
-        log.info("indexed %s as %s: %d chunks", source, document_id, len(rows))
-        return IngestResult(document_id, source, "indexed", chunks=len(rows))
+            stored = self._store.document_versions([document_id]).get(document_id)
+            if _is_current(stored, version):
+                result = IngestResult(document_id, source, "unchanged")
+            elif stored is not None and stored.collection != collection:
+                conflict = in_other_collection(document_id, stored.collection, collection)
+                reason = self._logged_failure(conflict, source, document_id)
+                result = IngestResult(document_id, source, "failed", error=reason)
+            else:
+                result = self._write_document(version, collection, source)
+        _report(progress, 1, 1)
+        return result
 
-    def _ingest_whole(
-        self, versions: list[_Version], collection: str, source: str
-    ) -> list[IngestResult]:
-        """Store every document of a multi-document file in one transaction, or none of them."""
-        current: _Version | None = None
+    def _write_document(self, version: _Version, collection: str, source: str) -> IngestResult:
+        """Store one document's new version; on failure its previous version stays, marked failed."""
+        document_id = version.document_id
         try:
-            # Embedding is the slow part and needs no database: it is done before the
-            # transaction, for the documents that look changed now.
-            rows: dict[str, list[ChunkRow]] = {}
-            for current in versions:
-                if not self._is_stored(current):
-                    rows[current.document_id] = self._chunk_rows(current.document)
-            current = None
-            lock = self._store.document_lock(_file_lock_name(collection, source))
-            with lock, self._store.atomic():
-                results = []
-                for current in versions:
-                    results.append(self._store_in_file(current, collection, source, rows))
-                current = None
-                kept = {v.document_id for v in versions}
-                results += self._delete_stale_in_file(collection, source, kept)
+            [batch] = list(self._batches([version], collection, source))
+            chunks = len(batch[0].chunks)
+            with self._store.bulk_load() if self._bulk(chunks) else nullcontext():
+                self._store.write_documents(batch)
         except DatabaseUnavailable:
             raise
+        # Whatever breaks (the embedding provider, a value the database refuses, a bug), nothing
+        # of the new version was stored; the document is marked failed with the reason, and its
+        # previous version stays as it was. An id another collection took meanwhile is that
+        # collection's document: nothing is marked.
         except Exception as exc:
-            document_id = current.document_id if current is not None else None
             reason = self._logged_failure(exc, source, document_id)
-            if current is not None:
-                number = versions.index(current) + 1
-                reason = f"document {document_id!r} ({number} of {len(versions)}): {reason}"
+            if not isinstance(exc, Conflict):
+                self._record_failure(version, collection, source, reason)
+            return IngestResult(document_id, source, "failed", error=reason)
+        log.info("indexed %s as %s: %d chunks", source, document_id, chunks)
+        return IngestResult(document_id, source, "indexed", chunks=chunks)
+
+    def _record_failure(self, version: _Version, collection: str, source: str, reason: str) -> None:
+        # A new document is listed as failed; a stored one keeps showing its stored version.
+        with self._store.atomic():
+            self._store.begin_document(
+                document_id=version.document_id,
+                collection=collection,
+                source=source,
+                title=version.document.title,
+                content_hash=version.content_hash,
+                size_bytes=version.size_bytes,
+                metadata=version.metadata,
+            )
+            self._store.mark_failed(version.document_id, reason)
+
+    def _ingest_whole(
+        self,
+        versions: list[_Version],
+        collection: str,
+        source: str,
+        progress: DocumentProgress | None,
+    ) -> list[IngestResult]:
+        """Store every document of a multi-document file in one transaction, or none of them."""
+        total = len(versions)
+        ids = [v.document_id for v in versions]
+        current: _Version | None = None
+        written: dict[str, int] = {}
+        try:
+            # A first look sizes the write; under the file's lock the states are read again, as
+            # a concurrent upload of the same file may have stored some documents meanwhile.
+            todo = _to_write(versions, self._store.document_versions(ids))
+            bulk = self._bulk(sum(self._expected_chunks(v) for v in todo))
+            if todo:
+                self._store.ensure_collection(collection)
+            with (
+                self._store.document_lock(_file_lock_name(collection, source)),
+                self._store.bulk_load() if bulk else nullcontext(),
+                self._store.atomic(),
+            ):
+                stored = self._store.document_versions(ids)
+                for current in versions:
+                    other = stored.get(current.document_id)
+                    if other is not None and other.collection != collection:
+                        raise in_other_collection(current.document_id, other.collection, collection)
+                current = None
+                todo = _to_write(versions, stored)
+                done = total - len(todo)
+                for batch in self._batches(todo, collection, source):
+                    self._store.write_documents(batch)
+                    written.update((d.document_id, len(d.chunks)) for d in batch)
+                    done += len(batch)
+                    if done < total:
+                        _report(progress, done, total)
+                removed = self._store.delete_documents_from(collection, source, keep=ids)
+        except (DatabaseUnavailable, _ProgressFailed):
+            raise
+        except Exception as exc:
+            document_id = current.document_id if current is not None else _named_document(exc)
+            reason = self._logged_failure(exc, source, document_id)
+            if document_id in ids:
+                number = ids.index(document_id) + 1
+                reason = f"document {document_id!r} ({number} of {total}): {reason}"
             error = f"{reason}; nothing from {source} was stored or removed."
             return [IngestResult(document_id, source, "failed", error=error)]
-        for result in results:
-            if result.outcome == "indexed":
-                log.info("indexed %s as %s: %d chunks", source, result.document_id, result.chunks)
-        return results
+        _report(progress, total, total)
+        if written:
+            log.info(
+                "indexed %d documents of %s: %d chunks",
+                len(written),
+                source,
+                sum(written.values()),
+            )
+        results = [
+            IngestResult(i, source, "indexed", chunks=written[i])
+            if i in written
+            else IngestResult(i, source, "unchanged")
+            for i in ids
+        ]
+        return results + [IngestResult(i, source, "removed") for i in removed]
 
-    def _is_stored(self, version: _Version) -> bool:
-        return self._store.document_state(version.document_id) == (version.content_hash, "ready")
+    def _bulk(self, chunks: int) -> bool:
+        """Whether writing ``chunks`` new chunks is cheaper with the HNSW index built afterwards."""
+        threshold = self._settings.bulk_load_chunks
+        if threshold == 0 or chunks < threshold:
+            return False
+        return chunks >= threshold + _REBUILD_SHARE * self._store.count_chunks()
 
-    def _store_in_file(
-        self, version: _Version, collection: str, source: str, rows: dict[str, list[ChunkRow]]
-    ) -> IngestResult:
-        # Checked again under the file's lock: a concurrent upload of the same file may have
-        # stored this version meanwhile.
-        if self._is_stored(version):
-            return IngestResult(version.document_id, source, "unchanged")
-        chunks = rows.get(version.document_id)
-        if chunks is None:
-            chunks = self._chunk_rows(version.document)
-        self._begin(version, collection, source)
-        self._store.replace_chunks(version.document_id, version.content_hash, chunks)
-        return IngestResult(version.document_id, source, "indexed", chunks=len(chunks))
-
-    def _delete_stale_in_file(
-        self, collection: str, source: str, kept: set[str]
-    ) -> list[IngestResult]:
-        removed = []
-        for document_id in self._store.document_ids_from(collection, source):
-            if document_id not in kept and self._store.delete_document(document_id):
-                removed.append(IngestResult(document_id, source, "removed"))
-        return removed
-
-    def _begin(self, version: _Version, collection: str, source: str) -> None:
-        self._store.begin_document(
-            document_id=version.document_id,
-            collection=collection,
-            source=source,
-            title=version.document.title,
-            content_hash=version.content_hash,
-            size_bytes=version.size_bytes,
-            metadata=version.metadata,
-        )
+    def _expected_chunks(self, version: _Version) -> int:
+        step = self._settings.chunk_size - self._settings.chunk_overlap
+        return max(1, math.ceil(len(version.document.text) / step))
 
     @staticmethod
     def _logged_failure(exc: Exception, source: str, document_id: str | None) -> str:
@@ -371,39 +476,108 @@ class Indexer:
         encoded = json.dumps(shaping, sort_keys=True, ensure_ascii=False).encode("utf-8")
         return hashlib.sha256(encoded).hexdigest()
 
-    def _chunk_rows(self, document: LoadedDocument) -> list[ChunkRow]:
-        analysis = analyse(document.text)
-        chunks = chunk_analysed(
-            document.text,
-            analysis,
-            size=self._settings.chunk_size,
-            overlap=self._settings.chunk_overlap,
-        )
-        texts = [c.text for c in chunks]
-        tokens = [analysis.tokens_in(c.start, c.end) for c in chunks]
-        embeddings = self._embed(texts)
-        return [
-            ChunkRow(
-                ordinal=i,
-                text=chunk.text,
-                tokens=tokens[i],
-                embedding=embeddings[i],
-                metadata=_page_metadata(document.page_starts, chunk),
-            )
-            for i, chunk in enumerate(chunks)
-        ]
+    def _batches(
+        self, versions: Sequence[_Version], collection: str, source: str
+    ) -> Iterator[list[DocumentWrite]]:
+        """The versions as documents to write, chunked, tokenised and embedded, a batch at a time.
 
-    def _embed(self, texts: Sequence[str]) -> list[Sequence[float]]:
-        vectors: list[Sequence[float]] = []
+        Kiwi analyses the texts on its worker threads ahead of the batch being embedded and
+        written.
+        """
+        analyses = analyse_many([v.document.text for v in versions])
+        pending: list[tuple[_Version, list[TextChunk], list[list[str]]]] = []
+        count = 0
+        for version, analysis in zip(versions, analyses, strict=True):
+            chunks = chunk_analysed(
+                version.document.text,
+                analysis,
+                size=self._settings.chunk_size,
+                overlap=self._settings.chunk_overlap,
+            )
+            pending.append((version, chunks, [analysis.tokens_in(c.start, c.end) for c in chunks]))
+            count += len(chunks)
+            if count >= _BATCH_CHUNKS:
+                yield self._documents(pending, collection, source)
+                pending, count = [], 0
+        if pending:
+            yield self._documents(pending, collection, source)
+
+    def _documents(
+        self,
+        pending: Sequence[tuple[_Version, list[TextChunk], list[list[str]]]],
+        collection: str,
+        source: str,
+    ) -> list[DocumentWrite]:
+        vectors = self._embed([chunk.text for _, chunks, _ in pending for chunk in chunks])
+        documents = []
+        position = 0
+        for version, chunks, tokens in pending:
+            rows = [
+                ChunkRow(
+                    ordinal=i,
+                    text=chunk.text,
+                    tokens=tokens[i],
+                    embedding=vectors[position + i],
+                    metadata=_page_metadata(version.document.page_starts, chunk),
+                )
+                for i, chunk in enumerate(chunks)
+            ]
+            position += len(chunks)
+            documents.append(
+                DocumentWrite(
+                    document_id=version.document_id,
+                    collection=collection,
+                    source=source,
+                    title=version.document.title,
+                    content_hash=version.content_hash,
+                    size_bytes=version.size_bytes,
+                    metadata=version.metadata,
+                    chunks=rows,
+                )
+            )
+        return documents
+
+    def _embed(self, texts: Sequence[str]) -> list[Sequence[float] | np.ndarray]:
+        vectors: list[Sequence[float] | np.ndarray] = []
         for start in range(0, len(texts), self._batch_size):
             batch = texts[start : start + self._batch_size]
-            embedded = self._embedder.embed_documents(batch)
+            if self._embed_array is not None:
+                embedded: Sequence[Sequence[float] | np.ndarray] = self._embed_array(batch)
+            else:
+                embedded = self._embedder.embed_documents(batch)
             if len(embedded) != len(batch):
                 raise RuntimeError(
                     f"{self._embedder.name} returned {len(embedded)} vectors for {len(batch)} texts"
                 )
-            vectors += embedded
+            vectors.extend(embedded)
         return vectors
+
+
+def _report(progress: DocumentProgress | None, done: int, total: int) -> None:
+    if progress is None:
+        return
+    try:
+        progress(done, total)
+    except Exception as exc:
+        raise _ProgressFailed(exc) from exc
+
+
+def _is_current(stored: StoredVersion | None, version: _Version) -> bool:
+    return (
+        stored is not None
+        and stored.status == "ready"
+        and stored.content_hash == version.content_hash
+    )
+
+
+def _to_write(versions: Sequence[_Version], stored: dict[str, StoredVersion]) -> list[_Version]:
+    return [v for v in versions if not _is_current(stored.get(v.document_id), v)]
+
+
+def _named_document(exc: Exception) -> str | None:
+    """The document a store error names, if it names one."""
+    named = exc.params.get("document_id") if isinstance(exc, RagError) else None
+    return named if isinstance(named, str) else None
 
 
 def failure_reason(exc: Exception) -> str:

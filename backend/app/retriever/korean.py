@@ -21,7 +21,7 @@ from bisect import bisect_left
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
-from kiwipiepy import Kiwi, Token
+from kiwipiepy import Kiwi, Sentence, Token
 
 # Tags whose morphemes carry meaning for search: general/proper nouns, numerals, roots,
 # verb and adjective stems, foreign words, numbers, Hanja and the special patterns Kiwi
@@ -202,15 +202,33 @@ def analyse(text: str) -> Analysis:
     of a passage that starts mid-sentence. Sentences never cross a blank line, and runs of
     English sentences are split too. Whitespace-only input has no sentences.
     """
-    paragraphs = _paragraph_spans(text)
+    return next(analyse_many([text]))
+
+
+def analyse_many(texts: Sequence[str]) -> Iterator[Analysis]:
+    """``analyse`` of each text in turn, the paragraphs of all of them in one call to Kiwi.
+
+    Kiwi's worker threads (one per core) analyse paragraphs ahead of the one being read here,
+    so a caller that works on each analysis as it comes (chunking, embedding, writing) keeps
+    every core busy, where one call per text would leave them idle between calls.
+    """
+    spans = [_paragraph_spans(text) for text in texts]
+    paragraphs = [text[s:e] for text, found in zip(texts, spans, strict=True) for s, e in found]
+    analysed = iter(
+        get_kiwi().split_into_sents(paragraphs, return_tokens=True, return_sub_sents=False)
+        if paragraphs
+        else ()
+    )
+    for text, found in zip(texts, spans, strict=True):
+        yield _analysis(text, found, [next(analysed) for _ in found])
+
+
+def _analysis(
+    text: str, paragraphs: list[tuple[int, int]], analysed: list[list[Sentence]]
+) -> Analysis:
     sentences: list[tuple[int, int]] = []
     token_starts: list[int] = []
     tokens: list[str] = []
-    if not paragraphs:
-        return Analysis(sentences, token_starts, tokens)
-    analysed = get_kiwi().split_into_sents(
-        [text[s:e] for s, e in paragraphs], return_tokens=True, return_sub_sents=False
-    )
     for (offset, stop), paragraph in zip(paragraphs, analysed, strict=True):
         # Kiwi's offsets are into the paragraph it was given.
         paragraph_text = text[offset:stop]

@@ -5,30 +5,41 @@ embedder that filled it is recorded there, and opening it with another one is re
 pooled connection has its ``search_path`` set to that schema, so the SQL below names tables
 plainly.
 
-A document is written in two steps under the caller's ``document_lock``: ``begin_document``
-records the new version (status ``indexing``), ``replace_chunks`` swaps all its chunks in one
-transaction (COPY, never row by row) and marks it ``ready``. Inside ``atomic()`` the writes of
-several documents share one transaction instead, so that a file of many documents (a
-``.jsonl``) is stored whole or not at all. Search only ever sees chunks of a
-version that finished indexing: until that commit the previous chunks stay in place and
-searchable, a crash leaves them untouched (the next ``open()`` marks the unfinished document
-``failed``), and so does a version that failed.
+Writes live in ``store_writes``. ``write_documents`` stores whole versions of many documents at
+once (COPY, never row by row): each document's row and its chunks change in one transaction, so
+search and the document list see the previous version whole or the new one whole, never a mix,
+and an interrupted write leaves the previous one. ``begin_document`` then ``replace_chunks`` is
+the same in two steps: the first only records that a version is being indexed (``indexing``),
+the second makes it visible with its chunks. Inside ``atomic()`` the writes of several calls
+share one transaction, so that a file of many documents (a ``.jsonl``) is stored whole or not at
+all. ``bulk_load()`` lets a large write run without the HNSW index and builds the index once
+afterwards; a crash that leaves it missing is repaired by the next ``open()``. A document left
+``indexing`` by a crash is marked ``failed`` by the next ``open()``; its stored version stays.
 
-Sparse search is Okapi BM25 over the search tokens the caller supplies (Kiwi morphemes), with
-document frequencies and the average length taken from the searched collection.
+Sparse search is Okapi BM25 (k1 1.2, b 0.75) over the search tokens the caller supplies (Kiwi
+morphemes and eojeol stems), with the number of chunks, their average length and the document
+frequencies of the searched collection (all collections when none is named); filters narrow the
+results, not those statistics. It reads only the postings of the query's terms, which carry
+their chunk's collection and token count, and statistics that triggers keep up to date as
+chunks and postings are written and deleted (``search_sql``, migration 0006). The postings of a
+term held by more than 5% of the collection's chunks, and by more than 2,000, are not read: such
+a term only adds its part to the best candidates found by the query's other terms (the rule and
+what it gives up are in ``search_sql``'s docstring); smaller collections are ranked exactly.
+
+Dense search asks HNSW for ``max(ef_search, 2k)`` candidates (ef_search 40, pgvector's default,
+unless configured), in one round trip and no transaction when unfiltered.
 """
 
 from __future__ import annotations
 
-import json
 import math
 import re
-from collections import Counter
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass
-from typing import Any
+from datetime import datetime
+from typing import Any, NamedTuple
 
 import numpy as np
 import psycopg
@@ -40,22 +51,27 @@ from psycopg_pool import ConnectionPool, PoolClosed, PoolTimeout
 
 from app.core.errors import Conflict, DatabaseUnavailable, InvalidInput, NotFound
 from app.core.logger import get_logger
+from app.retriever import store_writes
 from app.retriever.database import describe_conninfo
 from app.retriever.migrations import migrate
+
+# The BM25 parameters are part of this module's interface.
+from app.retriever.search_sql import BM25_B as BM25_B
+from app.retriever.search_sql import BM25_K1 as BM25_K1
+from app.retriever.search_sql import FREQUENT_MIN_DF, FREQUENT_SHARE, sparse_query
+from app.retriever.store_writes import ChunkRow, DocumentWrite, StoredVersion, as_vector
+from app.retriever.store_writes import term_counts as _term_counts
 from app.retriever.types import DocumentRecord, DocumentStatus, SearchHit
 
 log = get_logger(__name__)
 
-BM25_K1 = 1.2
-BM25_B = 0.75
 # pgvector's HNSW index holds vectors of at most 2,000 dimensions, and ef_search is capped at 1,000.
 MAX_INDEXED_DIMENSION = 2000
 _MAX_EF_SEARCH = 1000
-# A filtered index scan keeps only the matching share of its ef_search candidates; ask for
-# this many times the expected need so that k usually survive the filter.
-_EF_MARGIN = 2.0
-# Btree entries have a size limit; longer tokens (long URLs) are compared on their start.
-MAX_TERM_CHARS = 200
+DEFAULT_EF_SEARCH = 40
+# HNSW is asked for this many times the k it must return (more when a filter keeps only a
+# share of its candidates): the k nearest then rarely fall outside its candidate list.
+_EF_MARGIN = 2
 _SCHEMA_NAME = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
 _INTERRUPTED = "interrupted: indexing stopped before it finished; ingest the file again"
 _DOCUMENT_COLUMNS = (
@@ -69,27 +85,21 @@ _ATOMIC: ContextVar[tuple[PGVectorStore, psycopg.Connection] | None] = ContextVa
 )
 
 
-@dataclass(frozen=True, slots=True)
-class ChunkRow:
-    """One chunk to store: its text, BM25 tokens, vector and chunk-level metadata."""
+class DocumentKey(NamedTuple):
+    """A document's place in the list, newest first: its creation time, then its id."""
 
-    ordinal: int
-    text: str
-    tokens: list[str]
-    embedding: Sequence[float] | np.ndarray
-    metadata: dict[str, Any]
+    created_at: datetime
+    id: str
 
 
 @dataclass(frozen=True, slots=True)
-class _PreparedChunk:
-    """A ``ChunkRow`` checked and shaped for COPY."""
+class DocumentPage:
+    """One page of the document list and how many documents the whole list holds."""
 
-    ordinal: int
-    text: str
-    metadata: dict[str, Any]
-    vector: np.ndarray
-    term_counts: Counter[str]
-    token_count: int
+    documents: list[DocumentRecord]
+    total: int
+    next_after: DocumentKey | None
+    """Where the next page starts; ``None`` on the last page."""
 
 
 class PGVectorStore:
@@ -105,11 +115,15 @@ class PGVectorStore:
         pool_min: int = 1,
         pool_max: int = 8,
         connect_timeout_s: float = 5.0,
-        ef_search: int = 100,
+        ef_search: int = DEFAULT_EF_SEARCH,
         exact_search_rows: int = 20_000,
+        frequent_term_share: float = FREQUENT_SHARE,
+        frequent_term_min_df: int = FREQUENT_MIN_DF,
     ) -> None:
         """``exact_search_rows``: a filtered dense search matching at most this many chunks is
-        answered exactly, by scanning them, instead of through the HNSW index."""
+        answered exactly, by scanning them, instead of through the HNSW index.
+        ``frequent_term_share`` and ``frequent_term_min_df``: when a query term counts as
+        frequent in sparse search (see ``search_sql``)."""
         if not _SCHEMA_NAME.match(schema):
             raise InvalidInput(
                 f"Schema name {schema!r} must be lower-case letters, digits and _ (at most 63)."
@@ -132,6 +146,8 @@ class PGVectorStore:
         self._connect_timeout_s = connect_timeout_s
         self._ef_search = min(max(ef_search, 1), _MAX_EF_SEARCH)
         self._exact_search_rows = max(exact_search_rows, 0)
+        self._frequent_term_share = frequent_term_share
+        self._frequent_term_min_df = max(frequent_term_min_df, 0)
         self._search_path: list[str] = [schema]
         self._pool: ConnectionPool | None = None
 
@@ -184,6 +200,7 @@ class PGVectorStore:
         )
         pool.open()
         self._pool = pool
+        self._repair_search_index()
 
     def close(self) -> None:
         """Close the pool; the store can be opened again."""
@@ -232,15 +249,74 @@ class PGVectorStore:
             finally:
                 _ATOMIC.reset(token)
 
+    @contextmanager
+    def bulk_load(self) -> Iterator[None]:
+        """Run the block's writes without the HNSW index, and build the index once afterwards.
+
+        For writes large next to what is stored: one build over all rows costs less than
+        inserting the new vectors one by one. Concurrent bulk loads share the missing index;
+        the last one to finish builds it, and a crash that left it missing is repaired by the
+        next ``open()``. Searches go on meanwhile: dense ones scan the chunks instead. Begin it
+        outside ``atomic()``: dropping the index waits for open transactions on the chunks.
+        """
+        if self._shared_connection() is not None:
+            raise RuntimeError("bulk_load() must begin outside atomic()")
+        self._require_open()
+        with self._translate_errors():
+            conn = self._index_connection()
+        try:
+            with self._translate_errors():
+                conn.execute(
+                    "SELECT pg_advisory_lock_shared(hashtextextended(%s, 0))",
+                    (self._bulk_lock_name(),),
+                )
+                store_writes.drop_search_index(conn, self._schema)
+            try:
+                yield
+            finally:
+                with self._translate_errors():
+                    conn.execute(
+                        "SELECT pg_advisory_unlock_shared(hashtextextended(%s, 0))",
+                        (self._bulk_lock_name(),),
+                    )
+                    self._restore_search_index(conn)
+        finally:
+            conn.close()
+
     # ----- documents --------------------------------------------------------------------------
 
     def document_state(self, document_id: str) -> tuple[str, DocumentStatus] | None:
         """``(content_hash, status)`` of the document's latest version, or ``None``."""
+        stored = self.document_versions([document_id]).get(document_id)
+        return None if stored is None else (stored.content_hash, stored.status)
+
+    def document_versions(self, document_ids: Sequence[str]) -> dict[str, StoredVersion]:
+        """Collection, latest version's hash and status of each of the documents that exists."""
         with self._connection() as conn:
-            row = conn.execute(
-                "SELECT content_hash, status FROM documents WHERE id = %s", (document_id,)
-            ).fetchone()
-        return None if row is None else (row[0], row[1])
+            return store_writes.document_versions(conn, document_ids)
+
+    def ensure_collection(self, collection: str) -> None:
+        """Create the collection if it is new, committed at once (outside ``atomic()``).
+
+        Writers that create a collection inside their own transaction make every other writer
+        to it wait for that transaction; a long bulk load creates it first, on its own.
+        """
+        with self._connection() as conn:
+            conn.execute(
+                "INSERT INTO collections (name) VALUES (%s) ON CONFLICT DO NOTHING", (collection,)
+            )
+
+    def write_documents(self, documents: Sequence[DocumentWrite]) -> None:
+        """Store each document's version with its chunks, ``ready``, all in one transaction.
+
+        Each document's row and chunks change together: readers see its previous version or
+        this one, whole. Raises ``Conflict`` (``params["document_id"]``) when an id belongs to
+        a document of another collection, ``InvalidInput`` for a chunk that cannot be stored.
+        """
+        with self._connection() as conn:
+            store_writes.write_documents(
+                conn, documents, dimension=self._dimension, embedder_name=self._embedder_name
+            )
 
     def begin_document(
         self,
@@ -255,123 +331,46 @@ class PGVectorStore:
     ) -> None:
         """Record a new document, or a new version of one, as ``indexing``.
 
-        An existing document keeps its chunks (and stays searchable) until ``replace_chunks``.
-        Raises ``Conflict`` when the id belongs to a document of another collection.
+        Nothing of the new version shows until ``replace_chunks``: an existing document keeps
+        its chunks, title and metadata (and stays searchable) until then, and keeps them if the
+        new version fails. Raises ``Conflict`` when the id belongs to a document of another
+        collection.
         """
-        if not document_id or not collection:
-            raise InvalidInput("A document needs an id and a collection.")
-        if size_bytes < 0:
-            raise InvalidInput("size_bytes must not be negative.")
-        meta = _json_object(metadata, "document metadata")
         with self._connection() as conn:
-            conn.execute(
-                "INSERT INTO collections (name) VALUES (%s) ON CONFLICT DO NOTHING", (collection,)
+            store_writes.begin_document(
+                conn,
+                document_id=document_id,
+                collection=collection,
+                source=source,
+                title=title,
+                content_hash=content_hash,
+                size_bytes=size_bytes,
+                metadata=metadata,
             )
-            row = conn.execute(
-                "INSERT INTO documents"
-                " (id, collection, source, title, content_hash, size_bytes, metadata, status)"
-                " VALUES (%s, %s, %s, %s, %s, %s, %s, 'indexing')"
-                " ON CONFLICT (id) DO UPDATE SET source = EXCLUDED.source,"
-                " title = EXCLUDED.title, content_hash = EXCLUDED.content_hash,"
-                " size_bytes = EXCLUDED.size_bytes, metadata = EXCLUDED.metadata,"
-                " status = 'indexing', error = NULL, updated_at = now()"
-                " WHERE documents.collection = EXCLUDED.collection"
-                " RETURNING id",
-                (document_id, collection, source, title, content_hash, size_bytes, Jsonb(meta)),
-            ).fetchone()
-            if row is None:
-                other = conn.execute(
-                    "SELECT collection FROM documents WHERE id = %s", (document_id,)
-                ).fetchone()
-                raise Conflict(
-                    f"Document {document_id!r} already exists in collection "
-                    f"{other[0] if other else '?'!r}, not {collection!r}; delete it there first "
-                    "or give this one another id.",
-                    code="document_in_other_collection",
-                )
 
     def replace_chunks(
         self, document_id: str, content_hash: str, chunks: Sequence[ChunkRow]
     ) -> None:
-        """Swap the document's chunks for ``chunks`` and mark it ``ready``, all in one transaction.
+        """Make the version ``begin_document`` recorded visible with ``chunks``, ``ready``, in one
+        transaction: the document's title and metadata change with its chunks.
 
         ``content_hash`` must be the version ``begin_document`` recorded (``Conflict`` otherwise).
         """
-        prepared = [self._prepare_chunk(chunk) for chunk in chunks]
-        ordinals = [row.ordinal for row in prepared]
-        if len(set(ordinals)) != len(ordinals):
-            raise InvalidInput(f"Chunks of {document_id!r} repeat an ordinal.")
         with self._connection() as conn:
-            doc = conn.execute(
-                "SELECT collection, source, title, metadata, content_hash FROM documents"
-                " WHERE id = %s FOR UPDATE",
-                (document_id,),
-            ).fetchone()
-            if doc is None:
-                raise NotFound(
-                    f"No document with id {document_id!r}; call begin_document first.",
-                    code="document_not_found",
-                )
-            collection, source, title, doc_meta, current_hash = doc
-            if current_hash != content_hash:
-                raise Conflict(
-                    f"Document {document_id!r} moved on to another version while this one was "
-                    "being indexed; its chunks were not replaced.",
-                    code="document_version_changed",
-                )
-            conn.execute("DELETE FROM chunks WHERE document_id = %s", (document_id,))
-            ids = [
-                row[0]
-                for row in conn.execute(
-                    "SELECT nextval(pg_get_serial_sequence('chunks', 'id'))"
-                    " FROM generate_series(1, %s)",
-                    (len(prepared),),
-                )
-            ]
-            fixed = {"source": source, "title": title, "collection": collection}
-            with conn.cursor() as cur:
-                with cur.copy(
-                    "COPY chunks (id, document_id, collection, ordinal, text, metadata,"
-                    " token_count, embedding) FROM STDIN WITH (FORMAT BINARY)"
-                ) as copy:
-                    copy.set_types(
-                        ["int8", "text", "text", "int4", "text", "jsonb", "int4", "vector"]
-                    )
-                    for chunk_id, row in zip(ids, prepared, strict=True):
-                        copy.write_row(
-                            [
-                                chunk_id,
-                                document_id,
-                                collection,
-                                row.ordinal,
-                                row.text,
-                                Jsonb({**doc_meta, **row.metadata, **fixed}),
-                                row.token_count,
-                                row.vector,
-                            ]
-                        )
-                with cur.copy(
-                    "COPY chunk_terms (term, chunk_id, tf) FROM STDIN WITH (FORMAT BINARY)"
-                ) as copy:
-                    copy.set_types(["text", "int8", "int4"])
-                    for chunk_id, row in zip(ids, prepared, strict=True):
-                        for term, tf in row.term_counts.items():
-                            copy.write_row((term, chunk_id, tf))
-            conn.execute(
-                "UPDATE documents SET status = 'ready', error = NULL, chunk_count = %s,"
-                " updated_at = now() WHERE id = %s",
-                (len(prepared), document_id),
+            store_writes.replace_chunks(
+                conn,
+                document_id,
+                content_hash,
+                chunks,
+                dimension=self._dimension,
+                embedder_name=self._embedder_name,
             )
 
     def mark_failed(self, document_id: str, reason: str) -> None:
-        """Mark the document's latest version ``failed`` with ``reason``; its stored chunks stay."""
+        """Mark the document's latest version ``failed`` with ``reason``; what it shows stays."""
         with self._connection() as conn:
-            row = conn.execute(
-                "UPDATE documents SET status = 'failed', error = %s, updated_at = now()"
-                " WHERE id = %s RETURNING id",
-                (reason, document_id),
-            ).fetchone()
-        if row is None:
+            found = store_writes.mark_failed(conn, document_id, reason)
+        if not found:
             raise NotFound(f"No document with id {document_id!r}.", code="document_not_found")
 
     def delete_document(self, document_id: str) -> bool:
@@ -379,6 +378,14 @@ class PGVectorStore:
         with self._connection() as conn:
             cur = conn.execute("DELETE FROM documents WHERE id = %s", (document_id,))
             return cur.rowcount > 0
+
+    def delete_documents_from(
+        self, collection: str, source: str, *, keep: Sequence[str]
+    ) -> list[str]:
+        """Delete the documents read from ``source`` into ``collection`` except those in
+        ``keep``, with their chunks; the ids deleted, sorted."""
+        with self._connection() as conn:
+            return store_writes.delete_documents_from(conn, collection, source, keep)
 
     def document_ids_from(self, collection: str, source: str) -> list[str]:
         """Ids of the documents read from ``source`` into ``collection``."""
@@ -407,6 +414,46 @@ class PGVectorStore:
         with self._connection() as conn:
             rows = conn.execute(query + " ORDER BY collection, source, id", params).fetchall()
         return [DocumentRecord(*row) for row in rows]
+
+    def page_documents(
+        self, collection: str | None = None, *, limit: int, after: DocumentKey | None = None
+    ) -> DocumentPage:
+        """Up to ``limit`` documents of one collection (or all), newest first (by creation,
+        then id), starting after ``after``, and the count of all of them.
+
+        The order never changes for a document once it exists, so paging with ``next_after``
+        lists every document that existed when the first page was read exactly once, whatever
+        is added, updated or re-indexed meanwhile.
+        """
+        if isinstance(limit, bool) or not isinstance(limit, int) or limit < 1:
+            raise InvalidInput(f"limit must be a positive whole number, not {limit!r}.")
+        scope = sql.SQL("TRUE")
+        scope_params: list[Any] = []
+        if collection is not None:
+            scope = sql.SQL("collection = %s")
+            scope_params = [collection]
+        position = sql.SQL("TRUE")
+        position_params: list[Any] = []
+        if after is not None:
+            position = sql.SQL("(created_at, id) < (%s, %s)")
+            position_params = [after.created_at, after.id]
+        # One row past the page says whether another page follows.
+        query = sql.SQL(
+            "SELECT {columns} FROM documents WHERE {scope} AND {position}"
+            " ORDER BY created_at DESC, id DESC LIMIT %s"
+        ).format(columns=sql.SQL(_DOCUMENT_COLUMNS), scope=scope, position=position)
+        with self._connection() as conn:
+            rows = conn.execute(query, [*scope_params, *position_params, limit + 1]).fetchall()
+            count = conn.execute(
+                sql.SQL("SELECT count(*) FROM documents WHERE {}").format(scope), scope_params
+            ).fetchone()
+        documents = [DocumentRecord(*row) for row in rows[:limit]]
+        last = documents[-1] if len(rows) > limit else None
+        return DocumentPage(
+            documents=documents,
+            total=int(count[0]) if count else 0,
+            next_after=DocumentKey(last.created_at, last.id) if last else None,
+        )
 
     def list_collections(self) -> list[str]:
         """Names of the collections that hold at least one document, sorted."""
@@ -451,20 +498,28 @@ class PGVectorStore:
             # Nothing has a cosine similarity to the zero vector.
             return []
         scope, params = _scope(collection, filters)
-        with self._connection() as conn:
+        with self._search_connection() as conn:
             if scope is None:
-                ef = max(self._ef_search, k)
-            else:
+                ef = min(max(self._ef_search, _EF_MARGIN * k), _MAX_EF_SEARCH)
+                # The setting and the query go out together: one round trip, no transaction.
+                with conn.pipeline():
+                    conn.execute("SELECT set_config('hnsw.ef_search', %s, false)", (str(ef),))
+                    hits = self._dense_query(conn, vector, k, None, [])
+                if len(hits) < k:
+                    with conn.transaction():
+                        hits = self._dense_exact(conn, vector, k, None, [])
+                return hits
+            with conn.transaction():
                 matching = self._count_matching(conn, scope, params, self._exact_search_rows + 1)
                 if matching <= self._exact_search_rows:
                     return self._dense_exact(conn, vector, k, scope, params)
                 total = max(self._estimated_chunks(conn), matching)
                 ef = math.ceil(_EF_MARGIN * k * total / matching)
-            ef = min(max(self._ef_search, ef), _MAX_EF_SEARCH)
-            conn.execute("SELECT set_config('hnsw.ef_search', %s, true)", (str(ef),))
-            hits = self._dense_query(conn, vector, k, scope, params)
-            if len(hits) < k:
-                hits = self._dense_exact(conn, vector, k, scope, params)
+                ef = min(max(self._ef_search, ef), _MAX_EF_SEARCH)
+                conn.execute("SELECT set_config('hnsw.ef_search', %s, true)", (str(ef),))
+                hits = self._dense_query(conn, vector, k, scope, params)
+                if len(hits) < k:
+                    hits = self._dense_exact(conn, vector, k, scope, params)
         return hits
 
     def search_sparse(
@@ -484,60 +539,20 @@ class PGVectorStore:
         counts = _term_counts(tokens)
         if not counts:
             return []
-        terms = list(counts)
-        in_collection = sql.SQL("TRUE")
-        scope_params: list[Any] = []
-        if collection is not None:
-            in_collection = sql.SQL("c.collection = %s")
-            scope_params = [collection]
-        metadata_filter, filter_params = _metadata_filter(filters, sql.SQL("p.metadata"))
-        query = sql.SQL(
-            """
-            WITH query (term, qtf) AS (SELECT * FROM unnest(%s::text[], %s::int[])),
-            stats AS (
-                SELECT count(*)::float8 AS n, avg(c.token_count)::float8 AS avgdl
-                FROM chunks c WHERE {in_collection}
-            ),
-            postings AS (
-                SELECT t.term, t.chunk_id, t.tf, c.token_count{metadata_column}
-                FROM chunk_terms t JOIN chunks c ON c.id = t.chunk_id
-                WHERE t.term = ANY(%s::text[]) AND {in_collection}
-            ),
-            df AS (SELECT term, count(*)::float8 AS df FROM postings GROUP BY term),
-            top AS (
-                SELECT p.chunk_id,
-                       sum(q.qtf * ln(1 + (s.n - d.df + 0.5) / (d.df + 0.5))
-                           * p.tf * (%s + 1)
-                           / (p.tf + %s * (1 - %s + %s * p.token_count / s.avgdl))) AS score
-                FROM postings p JOIN query q USING (term) JOIN df d USING (term) CROSS JOIN stats s
-                WHERE {metadata_filter}
-                GROUP BY p.chunk_id
-                ORDER BY score DESC, p.chunk_id
-                LIMIT %s
-            )
-            SELECT c.id, c.document_id, c.text, c.metadata, top.score
-            FROM top JOIN chunks c ON c.id = top.chunk_id
-            ORDER BY top.score DESC, c.id
-            """
-        ).format(
-            in_collection=in_collection,
-            metadata_column=sql.SQL(", c.metadata" if filters else ""),
-            metadata_filter=metadata_filter,
+        metadata_filter, filter_params = (
+            _metadata_filter(filters, sql.SQL("c.metadata")) if filters else (None, [])
         )
-        params = [
-            terms,
+        query, params = sparse_query(
+            list(counts),
             list(counts.values()),
-            *scope_params,
-            terms,
-            *scope_params,
-            BM25_K1,
-            BM25_K1,
-            BM25_B,
-            BM25_B,
-            *filter_params,
-            k,
-        ]
-        with self._connection() as conn:
+            k=k,
+            collection=collection,
+            metadata_filter=metadata_filter,
+            filter_params=filter_params,
+            frequent_share=self._frequent_term_share,
+            frequent_min_df=self._frequent_term_min_df,
+        )
+        with self._search_connection() as conn:
             rows = conn.execute(query, params).fetchall()
         return [_hit(row) for row in rows]
 
@@ -592,27 +607,10 @@ class PGVectorStore:
         ).fetchone()
         return int(row[0]) if row else 0
 
-    def _prepare_chunk(self, chunk: ChunkRow) -> _PreparedChunk:
-        counts = _term_counts(chunk.tokens)
-        return _PreparedChunk(
-            ordinal=chunk.ordinal,
-            text=chunk.text,
-            metadata=_json_object(chunk.metadata, "chunk metadata"),
-            vector=self._vector(chunk.embedding, f"embedding of chunk {chunk.ordinal}"),
-            term_counts=counts,
-            token_count=sum(counts.values()),
-        )
-
     def _vector(self, embedding: Sequence[float] | np.ndarray, what: str) -> np.ndarray:
-        vector = np.asarray(embedding, dtype=np.float32)
-        if vector.shape != (self._dimension,):
-            raise InvalidInput(
-                f"The {what} has shape {vector.shape}; this index holds vectors of "
-                f"{self._dimension} dimensions ({self._embedder_name})."
-            )
-        if not np.all(np.isfinite(vector)):
-            raise InvalidInput(f"The {what} contains NaN or infinite values.")
-        return vector
+        return as_vector(
+            embedding, dimension=self._dimension, embedder_name=self._embedder_name, what=what
+        )
 
     def _check_embedder(self, conn: psycopg.Connection) -> None:
         row = conn.execute("SELECT embedder, dimension FROM store_info").fetchone()
@@ -637,8 +635,8 @@ class PGVectorStore:
         # A document still "indexing" whose lock nobody holds was abandoned by a crashed or
         # stopped process; one being indexed right now by another process is left alone.
         rows = conn.execute(
-            "UPDATE documents SET status = 'failed', error = %s, updated_at = now()"
-            " WHERE status = 'indexing'"
+            "UPDATE documents SET status = 'failed', error = %s, pending = NULL,"
+            " updated_at = now() WHERE status = 'indexing'"
             " AND pg_try_advisory_xact_lock(hashtextextended(%s || id, 0))"
             " RETURNING id",
             (_INTERRUPTED, self._lock_name("")),
@@ -647,6 +645,42 @@ class PGVectorStore:
 
     def _lock_name(self, document_id: str) -> str:
         return f"rag.document:{self._schema}:{document_id}"
+
+    def _bulk_lock_name(self) -> str:
+        # Held shared by every bulk load of the schema, exclusively by whoever builds the index.
+        return f"rag.bulk-load:{self._schema}"
+
+    def _index_connection(self) -> psycopg.Connection[TupleRow]:
+        """An autocommit connection of its own (index DDL cannot run in a transaction) that
+        finds pgvector's operator classes."""
+        conn = self._direct_connection(autocommit=True)
+        conn.execute(
+            sql.SQL("SET search_path TO {}").format(
+                sql.SQL(", ").join(map(sql.Identifier, self._search_path))
+            )
+        )
+        return conn
+
+    def _restore_search_index(self, conn: psycopg.Connection) -> None:
+        """Build the HNSW index if it is missing, unless a bulk load is under way (its end
+        builds it)."""
+        row = conn.execute(
+            "SELECT pg_try_advisory_lock(hashtextextended(%s, 0))", (self._bulk_lock_name(),)
+        ).fetchone()
+        if not (row and row[0]):
+            return
+        try:
+            if store_writes.build_search_index(conn, self._schema):
+                log.info("schema %s: built the HNSW index", self._schema)
+        finally:
+            conn.execute(
+                "SELECT pg_advisory_unlock(hashtextextended(%s, 0))", (self._bulk_lock_name(),)
+            )
+
+    def _repair_search_index(self) -> None:
+        # A bulk load that was killed leaves the index missing: search is right but slow.
+        with self._translate_errors(), self._index_connection() as conn:
+            self._restore_search_index(conn)
 
     def _configure(self, conn: psycopg.Connection) -> None:
         conn.execute(
@@ -683,6 +717,26 @@ class PGVectorStore:
         with self._translate_errors(), pool.connection() as conn:
             yield conn
 
+    @contextmanager
+    def _search_connection(self) -> Iterator[psycopg.Connection]:
+        """A connection for reading: outside ``atomic()`` a pooled one in autocommit, so that a
+        search of one statement costs no BEGIN and COMMIT (several statements that must see
+        one snapshot, or transaction-local settings, open ``conn.transaction()``)."""
+        shared = self._shared_connection()
+        if shared is not None:
+            with self._translate_errors():
+                yield shared
+            return
+        pool = self._require_open()
+        with self._translate_errors(), pool.connection() as conn:
+            conn.autocommit = True
+            try:
+                yield conn
+            finally:
+                # Writers rely on the pool's connections opening transactions.
+                if not conn.closed:
+                    conn.autocommit = False
+
     def _shared_connection(self) -> psycopg.Connection | None:
         current = _ATOMIC.get()
         return current[1] if current is not None and current[0] is self else None
@@ -715,20 +769,6 @@ def _hit(row: tuple[Any, ...]) -> SearchHit:
 def _check_k(k: int) -> None:
     if isinstance(k, bool) or not isinstance(k, int) or k < 1:
         raise InvalidInput(f"k must be a positive whole number, not {k!r}.")
-
-
-def _term_counts(tokens: Sequence[str]) -> Counter[str]:
-    return Counter(token[:MAX_TERM_CHARS] for token in tokens if token)
-
-
-def _json_object(value: dict[str, Any], what: str) -> dict[str, Any]:
-    if not isinstance(value, dict):
-        raise InvalidInput(f"The {what} must be a JSON object.")
-    try:
-        # Round-tripping turns tuples into lists and rejects what JSON cannot hold.
-        return json.loads(json.dumps(value, allow_nan=False))
-    except (TypeError, ValueError) as exc:
-        raise InvalidInput(f"The {what} must be plain JSON: {exc}") from None
 
 
 def _scope(

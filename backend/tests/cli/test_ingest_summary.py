@@ -11,7 +11,8 @@ import pytest
 
 from app.cli import main
 from app.core.config import get_settings
-from app.retriever.loaders import LOADERS, LoadedDocument
+from app.retriever import indexer as indexer_module
+from app.retriever.loaders import LOADERS, LoadedDocument, load_documents
 from tests.conftest import drop_schema
 from tests.utils.documents import make_hwp
 
@@ -31,6 +32,12 @@ def folder(pg_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iter
         raise RuntimeError("a bug in the HTML loader")
 
     monkeypatch.setitem(LOADERS, ".html", broken)
+    # Parsed in this process, so that the broken loader is the one that runs.
+    monkeypatch.setattr(
+        indexer_module,
+        "parse_bounded",
+        lambda filename, data, limits: load_documents(filename, data),
+    )
     docs = tmp_path / "문서"
     docs.mkdir()
     (docs / "출장.md").write_text(

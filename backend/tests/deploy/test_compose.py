@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 import yaml
 
-from app.core.config import LLMSettings
+from app.core.config import JobsSettings, LLMSettings
 
 ROOT = Path(__file__).resolve().parents[3]
 COMPOSE = ROOT / "docker-compose.yml"
@@ -105,7 +105,9 @@ def test_api_waits_for_a_healthy_db_and_points_at_it(compose: dict[str, Any]) ->
     assert api["environment"]["API_HOST"] == "0.0.0.0"
     assert api["ports"] == ["${API_PORT:-8000}:8000"]
     assert api["build"] == {"context": ".", "dockerfile": "backend/Dockerfile", "target": "runtime"}
-    assert "/health" in " ".join(api["healthcheck"]["test"])
+    # Readiness: an API whose database is gone is unhealthy, though its process still answers.
+    assert "/ready" in " ".join(api["healthcheck"]["test"])
+    assert "/ready" in " ".join(compose["services"]["api-vllm"]["healthcheck"]["test"])
     assert "profiles" not in api and "profiles" not in compose["services"]["db"]
 
 
@@ -169,3 +171,29 @@ def test_the_api_talks_to_vllm_through_the_openai_provider(compose: dict[str, An
         openai_model=env["OPENAI_MODEL"],
     )
     assert settings.openai_base_url == "http://vllm:8000/v1"
+
+
+def _seconds(duration: str) -> float:
+    match = re.fullmatch(r"(\d+)(s|m)", duration)
+    assert match, duration
+    return int(match[1]) * (60 if match[2] == "m" else 1)
+
+
+def test_the_worker_runs_the_api_s_jobs_and_can_be_scaled(compose: dict[str, Any]) -> None:
+    services = compose["services"]
+    worker, api = services["worker"], services["api"]
+    assert "profiles" not in worker
+    assert worker["command"] == ["rag", "worker"]
+    assert worker["build"] == api["build"] and worker["image"] == api["image"]
+    assert worker["environment"]["DATABASE_URL"] == api["environment"]["DATABASE_URL"]
+    assert worker["depends_on"]["db"]["condition"] == "service_healthy"
+    # `--scale worker=3` needs containers that claim nothing of their own.
+    assert not {"ports", "container_name"} & set(worker)
+    assert worker["restart"] == "unless-stopped"
+    # The API starts no workers of its own beside the service.
+    assert api["environment"]["JOBS_SERVE_WORKERS"] == "0"
+    concurrency = _with_defaults(worker["environment"]["JOBS_CONCURRENCY"])
+    jobs = JobsSettings(concurrency=int(concurrency), serve_workers=0)
+    # Docker waits long enough for a stopping worker to hand its jobs back.
+    assert _seconds(worker["stop_grace_period"]) > jobs.shutdown_grace_s
+    assert "DATABASE_URL" in " ".join(worker["healthcheck"]["test"])

@@ -103,14 +103,15 @@ def test_runtime_runs_as_a_non_root_user(stages: dict[str, Stage]) -> None:
         assert any(f"useradd --create-home --uid {uid}" in run for run in stages[name].args("RUN"))
 
 
-def test_runtime_health_check_calls_health(stages: dict[str, Stage]) -> None:
+def test_runtime_health_check_probes_readiness(stages: dict[str, Stage]) -> None:
+    """``/ready``, not ``/health``: a server whose database is down must count as unhealthy."""
     (check,) = stages["runtime"].args("HEALTHCHECK")
     options, _, command = check.partition(" CMD ")
     assert "--interval=" in options
     program, flag, code = json.loads(command)
     assert (program, flag) == ("python", "-c")
     compile(code, "HEALTHCHECK", "exec")
-    assert "http://127.0.0.1:" in code and "/health" in code and "API_PORT" in code
+    assert "http://127.0.0.1:" in code and "/ready" in code and "API_PORT" in code
     assert "API_PORT=8000" in " ".join(stages["runtime"].args("ENV"))
     assert stages["runtime"].args("CMD") == ['["rag", "serve"]']
 

@@ -13,9 +13,10 @@ import pytest
 
 from app.core.config import RetrievalSettings
 from app.models.hash import HashEmbedder
+from app.retriever import indexer as indexer_module
 from app.retriever.indexer import Indexer
 from app.retriever.korean import search_tokens
-from app.retriever.loaders import LOADERS, LoadedDocument
+from app.retriever.loaders import LOADERS, LoadedDocument, load_documents
 from app.retriever.vector_store import PGVectorStore
 from tests.conftest import StoreFactory
 from tests.utils.documents import make_hwp
@@ -34,7 +35,15 @@ def store(store_factory: StoreFactory, embedder: HashEmbedder) -> PGVectorStore:
 
 
 @pytest.fixture
-def indexer(store: PGVectorStore, embedder: HashEmbedder) -> Indexer:
+def indexer(
+    store: PGVectorStore, embedder: HashEmbedder, monkeypatch: pytest.MonkeyPatch
+) -> Indexer:
+    # Parsed in this process, so that the loaders these tests break are the ones that run.
+    monkeypatch.setattr(
+        indexer_module,
+        "parse_bounded",
+        lambda filename, data, limits: load_documents(filename, data),
+    )
     return Indexer(store, embedder, SETTINGS, max_file_bytes=100_000)
 
 

@@ -15,6 +15,7 @@ import pytest
 from psycopg import sql
 
 from app.core.errors import Conflict, InvalidInput, NotFound
+from app.retriever.migrations import available_migrations
 from app.retriever.vector_store import BM25_B, BM25_K1, ChunkRow, PGVectorStore
 from tests.conftest import StoreFactory, drop_schema, new_schema_name
 
@@ -79,7 +80,7 @@ def test_migrations_apply_once_and_concurrent_openings_agree(pg_url: str) -> Non
             conn.execute(sql.SQL("SET search_path TO {}").format(sql.Identifier(schema)))
             versions = conn.execute("SELECT version FROM schema_migrations").fetchall()
             info = conn.execute("SELECT embedder, dimension FROM store_info").fetchall()
-        assert versions == [(1,)]
+        assert versions == [(m.version,) for m in available_migrations()]
         assert info == [("test:16", DIM)]
     finally:
         for store in stores:

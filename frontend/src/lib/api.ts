@@ -2,11 +2,15 @@
 
 import { readSSE } from "./sse";
 import type {
+  AdapterLoadRequest,
   ChatEvent,
   ChatRequest,
   DocumentInfo,
+  DocumentPage,
   ErrorBody,
   ErrorParams,
+  JobEvent,
+  JobInfo,
   ModelsResponse,
   ReadyResponse,
   ReviewEvent,
@@ -95,17 +99,25 @@ async function postJson<T>(path: string, body: unknown, signal?: AbortSignal): P
 }
 
 /** POST a JSON body and yield the parsed events of the `text/event-stream` answer. */
-async function* postStream<E extends { event: string; data: unknown }>(
+function postStream<E extends { event: string; data: unknown }>(
   path: string,
   body: unknown,
   signal: AbortSignal,
 ): AsyncGenerator<E> {
-  const response = await send(path, {
+  return streamFrom<E>(path, {
     method: "POST",
     headers: { "Content-Type": "application/json", Accept: "text/event-stream" },
     body: JSON.stringify(body),
     signal,
   });
+}
+
+/** Send a request and yield the parsed events of its `text/event-stream` answer. */
+async function* streamFrom<E extends { event: string; data: unknown }>(
+  path: string,
+  init: RequestInit,
+): AsyncGenerator<E> {
+  const response = await send(path, init);
   if (!response.body) throw new ApiError(response.status, "bad_stream", "The answer had no body.");
   for await (const message of readSSE(response.body)) {
     let data: unknown;
@@ -140,15 +152,28 @@ export function getModels(signal?: AbortSignal): Promise<ModelsResponse> {
   return getJson("/api/models", signal);
 }
 
+/** Load a LoRA adapter from a folder on the server; 422 when it was trained on another base model. */
+export async function loadAdapter(request: AdapterLoadRequest): Promise<void> {
+  await postJson<unknown>("/api/models/adapters", request);
+}
+
+/** Unload an adapter; requests already writing with it finish first. */
+export async function unloadAdapter(name: string): Promise<void> {
+  await send(`/api/models/adapters/${encodeURIComponent(name)}`, { method: "DELETE" });
+}
+
 export async function search(request: SearchRequest, signal?: AbortSignal): Promise<SearchResult[]> {
   const body = await postJson<{ results: SearchResult[] }>("/api/search", request, signal);
   return body.results;
 }
 
-export async function listDocuments(collection?: string): Promise<DocumentInfo[]> {
-  const query = collection ? `?collection=${encodeURIComponent(collection)}` : "";
-  const body = await getJson<{ documents: DocumentInfo[] }>(`/api/documents${query}`);
-  return body.documents;
+/** One page of the documents (of one collection, or all), newest first; `cursor` comes from the page before. */
+export function listDocuments(collection?: string, cursor?: string, signal?: AbortSignal): Promise<DocumentPage> {
+  const query = new URLSearchParams();
+  if (collection) query.set("collection", collection);
+  if (cursor) query.set("cursor", cursor);
+  const search = query.toString();
+  return getJson<DocumentPage>(search ? `/api/documents?${search}` : "/api/documents", signal);
 }
 
 export function getDocument(id: string, signal?: AbortSignal): Promise<DocumentInfo> {
@@ -172,6 +197,26 @@ export function streamReviews(request: ReviewRequest, signal: AbortSignal): Asyn
   return postStream<ReviewEvent>("/api/reviews/generate/stream", request, signal);
 }
 
+export function getJob(id: string, signal?: AbortSignal): Promise<JobInfo> {
+  return getJson(`/api/jobs/${encodeURIComponent(id)}`, signal);
+}
+
+/** Ask the backend to stop a job; the job's own events then say when it has stopped. */
+export async function cancelJob(id: string): Promise<void> {
+  await send(`/api/jobs/${encodeURIComponent(id)}/cancel`, { method: "POST" });
+}
+
+/** The job's `progress` events as it moves, then a `done` event with the final job. */
+export function streamJob(id: string, signal: AbortSignal): AsyncGenerator<JobEvent> {
+  return streamFrom<JobEvent>(`/api/jobs/${encodeURIComponent(id)}/events`, {
+    headers: { Accept: "text/event-stream" },
+    signal,
+  });
+}
+
+/** What the backend answered an upload with: a job to follow, or (a backend without jobs) the results. */
+export type UploadAnswer = { jobId: string } | { results: UploadResult[] };
+
 export interface UploadOptions {
   collection?: string;
   signal?: AbortSignal;
@@ -180,19 +225,21 @@ export interface UploadOptions {
 }
 
 /**
- * Upload one file and get one result per document in it (a .jsonl or .csv holds many; documents the
- * file no longer holds come back as `removed`). XMLHttpRequest rather than fetch because only it
- * reports upload progress. A rejected file is a result (`outcome: "rejected"`), even though the
- * backend answers it with 4xx.
+ * Upload one file to be indexed by a background job (`?wait=false`, answered 202 with the job's id).
+ * A backend without jobs ignores the parameter and answers at once with one result per document in
+ * the file (a .jsonl or .csv holds many; documents the file no longer holds come back as `removed`),
+ * so the upload works across the change. XMLHttpRequest rather than fetch because only it reports
+ * upload progress. A rejected file is a result (`outcome: "rejected"`), even though the backend
+ * answers it with 4xx.
  */
-export function uploadFile(file: File, options: UploadOptions = {}): Promise<UploadResult[]> {
+export function uploadFile(file: File, options: UploadOptions = {}): Promise<UploadAnswer> {
   const form = new FormData();
   form.append("files", file, file.name);
   if (options.collection) form.append("collection", options.collection);
 
   return new Promise((resolve, reject) => {
     const xhr = new XMLHttpRequest();
-    xhr.open("POST", "/api/documents");
+    xhr.open("POST", "/api/documents?wait=false");
     xhr.responseType = "text";
     xhr.upload.onprogress = (event) => {
       if (event.lengthComputable && event.total > 0) options.onProgress?.(event.loaded / event.total);
@@ -204,8 +251,10 @@ export function uploadFile(file: File, options: UploadOptions = {}): Promise<Upl
       } catch {
         // A proxy's HTML error page: reported below by its status alone.
       }
-      const results = (body as { results?: UploadResult[] } | null)?.results;
-      if (results?.length) resolve(results);
+      const answer = body as { job_id?: unknown; results?: UploadResult[] } | null;
+      const ok = xhr.status >= 200 && xhr.status < 300;
+      if (ok && typeof answer?.job_id === "string" && answer.job_id) resolve({ jobId: answer.job_id });
+      else if (answer?.results?.length) resolve({ results: answer.results });
       else reject(errorFrom(xhr.status, body));
     };
     xhr.onerror = () => reject(new ApiError(0, NETWORK_ERROR, "The server could not be reached."));

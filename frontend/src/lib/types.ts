@@ -86,6 +86,15 @@ export interface DocumentInfo {
   updated_at: string;
 }
 
+/** One page of `GET /api/documents`, newest first. */
+export interface DocumentPage {
+  documents: DocumentInfo[];
+  /** Documents on all pages together. */
+  total: number;
+  /** Pass back as `cursor` for the next page; null on the last page. */
+  next_cursor: string | null;
+}
+
 export type UploadOutcome = "indexed" | "unchanged" | "failed" | "removed" | "rejected";
 
 export interface UploadResult {
@@ -95,6 +104,25 @@ export interface UploadResult {
   chunks: number;
   error: ErrorInfo | null;
 }
+
+export type JobStatus = "queued" | "running" | "succeeded" | "failed" | "cancelled";
+
+/** A background job (`GET /api/jobs/{id}`); an upload with `?wait=false` answers its id at once. */
+export interface JobInfo {
+  id: string;
+  kind: "ingest";
+  status: JobStatus;
+  /** Documents stored and known so far (a file counts as one until it is read), so `total` grows. */
+  progress: { done: number; total: number };
+  /** The same per-file results as the synchronous upload's, as far as the job got. */
+  results: UploadResult[];
+  error: ErrorInfo | null;
+  created_at: string;
+  updated_at: string;
+}
+
+/** Events of `GET /api/jobs/{id}/events`: the job as it moves, then the final job. */
+export type JobEvent = { event: "progress"; data: JobInfo } | { event: "done"; data: JobInfo };
 
 export interface CheckResult {
   ok: boolean;
@@ -111,22 +139,91 @@ export interface ProviderInfo {
   name: string;
 }
 
+/** The review role as `/api/status` reports it (`/api/models` has the details). */
+export interface ReviewStatus {
+  provider: ReviewProvider;
+  name: string | null;
+  adapters: string[];
+  shares_chat_model: boolean;
+}
+
 export interface StatusResponse {
   version: string;
+  /** The chat model. */
   llm: ProviderInfo;
+  reviews: ReviewStatus;
   embedding: ProviderInfo & { dimension: number };
   database: { mode: "embedded" | "external"; ok: boolean };
   retrieval: { mode: SearchMode; top_k: number };
   limits: { max_upload_mb: number; max_files: number; max_question_chars: number };
 }
 
-export interface ModelsResponse {
-  llm: ProviderInfo;
+// ---- Model roles (`GET /api/models`, adapters at run time). Every field the web UI reads of them is here.
+
+/** Who writes reviews (`REVIEW_PROVIDER`); `none` turns the review writer off. */
+export type ReviewProvider = "local" | "openai" | "fake" | "none";
+
+/**
+ * An adapter's evaluation (`eval.json`, from `rag finetune eval --out`) by measure: `data`,
+ * `rating_consistency`, `perplexity`, `distinct_1`, `distinct_2`, `copy_rate`, `empty_rate`, and the
+ * base model's `base_rating_consistency` and `base_perplexity`.
+ */
+export type EvalSummary = Record<string, number | string | null>;
+
+/** The record of the training run that wrote an adapter (`run.json`, `train_log.jsonl`, `eval.json`). */
+export interface AdapterRun {
   base_model: string | null;
-  adapters: string[];
+  method: string | null;
+  data: string | null;
+  /** Reviews kept for training. */
+  examples: number | null;
+  steps: number | null;
+  total_steps: number | null;
+  final_loss: number | null;
+  /** Null when the run did not finish. */
+  finished_at: string | null;
+  eval: EvalSummary | null;
+}
+
+/** A loaded LoRA adapter: the name a review request gives, its folder on the server, how it was trained. */
+export interface AdapterInfo {
+  name: string;
+  path: string;
+  /** `settings`: REVIEW_ADAPTERS, loaded at every start (not unloadable); `api`: loaded at run time. */
+  origin: "settings" | "api";
+  run: AdapterRun | null;
+}
+
+/** One model role: the provider, the model ("local:<base>"), how a local one is loaded (null otherwise). */
+export interface ModelRole {
+  provider: string;
+  name: string | null;
+  base_model: string | null;
   device: string | null;
   dtype: string | null;
   quantization: string | null;
+}
+
+export interface ReviewRole extends ModelRole {
+  provider: ReviewProvider;
+  /** False when REVIEW_PROVIDER=none. */
+  writes_reviews: boolean;
+  /** Adapters load and unload while the server runs (a local model). */
+  loads_adapters: boolean;
+  /** Chat answers come from the same loaded base, loaded once. */
+  shares_chat_model: boolean;
+  adapters: AdapterInfo[];
+}
+
+export interface ModelsResponse {
+  chat: ModelRole;
+  reviews: ReviewRole;
+}
+
+/** `POST /api/models/adapters`: load the adapter in the server's folder `path` as `name`. */
+export interface AdapterLoadRequest {
+  name: string;
+  path: string;
 }
 
 export interface Review {

@@ -1,7 +1,7 @@
 import { describe, expect, it } from "vitest";
 
-import type { UploadResult } from "./types";
-import { checkFile, nextToStart, uploadReducer, type UploadAction, type UploadItem } from "./uploadState";
+import type { JobInfo, JobStatus, UploadResult } from "./types";
+import { checkFile, endOfJob, nextToStart, uploadReducer, type UploadAction, type UploadItem } from "./uploadState";
 
 const file = (name: string, size = 10) => new File(["x".repeat(size)], name);
 const indexed: UploadResult = { filename: "a.txt", document_id: "d1", outcome: "indexed", chunks: 3, error: null };
@@ -79,6 +79,99 @@ describe("uploadReducer", () => {
     expect(items.map((i) => i.phase)).toEqual(["error", "error", "queued"]);
     expect(run([{ type: "dismiss", id: "c.txt" }], items)).toHaveLength(3);
     expect(run([{ type: "clearFinished" }], items).map((i) => i.id)).toEqual(["c.txt"]);
+  });
+});
+
+const job = (status: JobStatus, done: number, total: number, change: Partial<JobInfo> = {}): JobInfo => ({
+  id: "j1",
+  kind: "ingest",
+  status,
+  progress: { done, total },
+  results: [],
+  error: null,
+  created_at: "2025-03-01T09:00:00Z",
+  updated_at: "2025-03-01T09:00:00Z",
+  ...change,
+});
+
+describe("uploads indexed by jobs", () => {
+  it("follows the job the server accepted the file as, to its results", () => {
+    let items = run(
+      [
+        { type: "start", id: "a.txt" },
+        { type: "accepted", id: "a.txt", jobId: "j1" },
+      ],
+      added("a.txt"),
+    );
+    expect(items[0]).toMatchObject({ phase: "processing", progress: 1, job: { id: "j1", status: null } });
+    items = run([{ type: "job", id: "a.txt", job: job("running", 120, 300) }], items);
+    expect(items[0]!.job).toMatchObject({ status: "running", done: 120, total: 300 });
+    items = run([endOfJob("a.txt", job("succeeded", 300, 300, { results: [indexed] }))], items);
+    expect(items[0]).toMatchObject({ phase: "done", results: [indexed] });
+  });
+
+  it("ends a failed or cancelled job as an error that keeps the results it got to", () => {
+    const failed = job("failed", 2, 5, {
+      results: [indexed],
+      error: { code: "database_unavailable", message: "PostgreSQL is down." },
+    });
+    expect(endOfJob("a", failed)).toEqual({
+      type: "fail",
+      id: "a",
+      error: { code: "database_unavailable", message: "PostgreSQL is down." },
+      results: [indexed],
+    });
+    expect(endOfJob("a", job("cancelled", 1, 5))).toMatchObject({ type: "fail", error: { code: "cancelled" } });
+    expect(endOfJob("a", job("succeeded", 0, 0))).toMatchObject({ type: "fail", error: { code: "indexing_failed" } });
+    const items = run(
+      [{ type: "start", id: "a.txt" }, { type: "accepted", id: "a.txt", jobId: "j1" }, endOfJob("a.txt", failed)],
+      added("a.txt"),
+    );
+    expect(items[0]).toMatchObject({ phase: "error", error: { code: "database_unavailable" }, results: [indexed] });
+  });
+
+  it("marks a job being cancelled until the job says it stopped", () => {
+    let items = run(
+      [
+        { type: "start", id: "a.txt" },
+        { type: "accepted", id: "a.txt", jobId: "j1" },
+        { type: "cancelling", id: "a.txt", cancelling: true },
+        { type: "job", id: "a.txt", job: job("running", 1, 2) },
+      ],
+      added("a.txt"),
+    );
+    expect(items[0]!.job!.cancelling).toBe(true);
+    items = run([{ type: "job", id: "a.txt", job: job("cancelled", 1, 2) }], items);
+    expect(items[0]!.job!.cancelling).toBe(false);
+  });
+
+  it("restores kept jobs once each, without their files", () => {
+    const kept = [
+      { jobId: "j1", name: "a.md", size: 10 },
+      { jobId: "j2", name: "b.txt", size: 20 },
+    ];
+    let items = run([{ type: "restore", jobs: kept }]);
+    expect(items.map((i) => [i.name, i.size, i.file, i.phase, i.job?.id])).toEqual([
+      ["a.md", 10, null, "processing", "j1"],
+      ["b.txt", 20, null, "processing", "j2"],
+    ]);
+    items = run([{ type: "restore", jobs: [...kept, { jobId: "j3", name: "c.md", size: 5 }] }], items);
+    expect(items.map((i) => i.job?.id)).toEqual(["j1", "j2", "j3"]);
+    expect(run([{ type: "remove", id: items[0]!.id }], items)).toHaveLength(2);
+  });
+
+  it("does not hold a sending slot for a file whose job runs on the server", () => {
+    let items = run(
+      [
+        { type: "start", id: "a" },
+        { type: "start", id: "b" },
+        { type: "accepted", id: "a", jobId: "j1" },
+      ],
+      added("a", "b", "c", "d"),
+    );
+    expect(nextToStart(items, 2).map((i) => i.id)).toEqual(["c"]);
+    items = run([{ type: "restore", jobs: [{ jobId: "j9", name: "old.md", size: 1 }] }], items);
+    expect(nextToStart(items, 2).map((i) => i.id)).toEqual(["c"]);
   });
 });
 

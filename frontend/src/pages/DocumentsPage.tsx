@@ -1,5 +1,5 @@
-/** Documents: upload, the table of what is indexed, and a search playground. */
-import { useQuery } from "@tanstack/react-query";
+/** Documents: upload, the table of what is indexed (a page at a time), and a search playground. */
+import { useInfiniteQuery, useQuery } from "@tanstack/react-query";
 import { useState } from "react";
 
 import { DocumentTable } from "../components/Documents/DocumentTable";
@@ -9,22 +9,38 @@ import { IconButton } from "../components/ui/Button";
 import { ErrorNotice, Spinner } from "../components/ui/Feedback";
 import { useRouter } from "../hooks/router";
 import { useI18n } from "../i18n";
-import { getStatus, listCollections, listDocuments } from "../lib/api";
+import { getDocument, getStatus, listCollections, listDocuments } from "../lib/api";
+import type { DocumentInfo } from "../lib/types";
+
+const isBusy = (doc: DocumentInfo) => doc.status === "pending" || doc.status === "indexing";
 
 export function DocumentsPage() {
   const { t } = useI18n();
   const { query } = useRouter();
+  const highlightId = query.get("doc");
   const [collection, setCollection] = useState("");
   const status = useQuery({ queryKey: ["status"], queryFn: ({ signal }) => getStatus(signal) });
   const collections = useQuery({ queryKey: ["collections"], queryFn: listCollections });
-  const documents = useQuery({
+  const documents = useInfiniteQuery({
     queryKey: ["documents", collection],
-    queryFn: () => listDocuments(collection || undefined),
+    queryFn: ({ pageParam, signal }) => listDocuments(collection || undefined, pageParam, signal),
+    initialPageParam: undefined as string | undefined,
+    getNextPageParam: (page) => page.next_cursor ?? undefined,
     // Documents still being indexed change by themselves; look again until they settle.
-    refetchInterval: (q) =>
-      q.state.data?.some((d) => d.status === "pending" || d.status === "indexing") ? 2000 : false,
+    refetchInterval: (q) => (q.state.data?.pages.some((page) => page.documents.some(isBusy)) ? 2000 : false),
   });
   const names = collections.data ?? [];
+  const pages = documents.data?.pages;
+  const loaded = pages?.flatMap((page) => page.documents);
+  const total = pages?.at(-1)?.total ?? 0;
+  // A citation may point past the pages loaded so far: that one document is fetched and shown first.
+  const highlightLoaded = !highlightId || !loaded || loaded.some((d) => d.id === highlightId);
+  const highlighted = useQuery({
+    queryKey: ["documents", { highlight: highlightId }],
+    queryFn: ({ signal }) => getDocument(highlightId!, signal),
+    enabled: !highlightLoaded,
+  });
+  const rows = loaded && !highlightLoaded && highlighted.data ? [highlighted.data, ...loaded] : loaded;
 
   return (
     <div className="page">
@@ -35,7 +51,7 @@ export function DocumentsPage() {
         <div className="card-head">
           <h2 id="documents-heading">
             {t("docs.listTitle")}
-            {documents.data && <span className="count">{t("docs.count", { n: documents.data.length })}</span>}
+            {pages && <span className="count">{t("docs.count", { n: total })}</span>}
           </h2>
           <div className="card-tools">
             {names.length > 1 && (
@@ -56,9 +72,16 @@ export function DocumentsPage() {
         </div>
         {documents.isPending && <Spinner label={t("common.loading")} />}
         {documents.error && <ErrorNotice error={documents.error} />}
-        {documents.data?.length === 0 && <p className="muted">{t("docs.empty")}</p>}
-        {documents.data && documents.data.length > 0 && (
-          <DocumentTable documents={documents.data} highlightId={query.get("doc")} />
+        {rows?.length === 0 && <p className="muted">{t("docs.empty")}</p>}
+        {rows && rows.length > 0 && (
+          <DocumentTable
+            documents={rows}
+            shown={loaded?.length ?? 0}
+            total={total}
+            highlightId={highlightId}
+            onMore={documents.hasNextPage ? () => void documents.fetchNextPage() : undefined}
+            loadingMore={documents.isFetchingNextPage}
+          />
         )}
       </section>
 

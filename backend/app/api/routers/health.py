@@ -1,4 +1,8 @@
-"""``/health`` (the process is alive) and ``/ready`` (it can serve: database and models reachable)."""
+"""``/health`` (the process is alive) and ``/ready`` (it can serve: database and models reachable).
+
+Health checks of containers probe ``/ready``: a server whose database is gone answers 503 there,
+with the reason (for the embedded PostgreSQL: down or being restarted, and why).
+"""
 
 from __future__ import annotations
 
@@ -10,7 +14,8 @@ from fastapi.responses import JSONResponse
 
 from app.api.deps import ComponentsDep
 from app.api.schemas import CheckResult, ReadyResponse
-from app.core.errors import RagError
+from app.core.errors import DatabaseUnavailable, RagError
+from app.retriever.database import embedded_server
 
 router = APIRouter(tags=["health"])
 
@@ -28,7 +33,21 @@ async def ready(components: ComponentsDep) -> JSONResponse:
     """Readiness: the database answers and the embedding and chat models can be used."""
 
     async def database() -> str:
+        restarts = 0
+        if components.database_mode == "embedded":
+            server = embedded_server(components.settings.database)
+            health = server.health
+            if health.state != "up":
+                # The supervisor knows why at once; a ping would only wait for its timeout.
+                raise DatabaseUnavailable(
+                    f"The embedded PostgreSQL in {server.pgdata} is {health.state}: "
+                    f"{health.reason or 'it was not started'}."
+                )
+            restarts = health.restarts
         await asyncio.to_thread(components.store.ping)
+        if restarts:
+            times = "once" if restarts == 1 else f"{restarts} times"
+            return f"PostgreSQL answers (the embedded server was restarted {times})"
         return "PostgreSQL answers"
 
     async def embedding() -> str:

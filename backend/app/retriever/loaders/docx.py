@@ -10,7 +10,7 @@ from docx.document import Document
 from docx.table import Table, _Cell
 from docx.text.paragraph import Paragraph
 
-from app.retriever.loaders.common import LoadedDocument, clean_text, open_zip, reading, stem
+from app.retriever.loaders.common import LoadedDocument, clean_text, reading, rebuilt_zip, stem
 
 _MAIN_PART = re.compile(r"word/document\.xml")
 _TITLE_STYLES = ("Title", "Heading")
@@ -18,9 +18,10 @@ _TITLE_STYLES = ("Title", "Heading")
 
 def load_docx(filename: str, data: bytes) -> list[LoadedDocument]:
     """Paragraphs separated by blank lines, table rows as ``cell | cell`` lines."""
-    open_zip(filename, data, "Word (.docx)", _MAIN_PART).close()
+    # The library opens the whole zip; it gets one whose members were read within the limits.
+    package = rebuilt_zip(filename, data, "Word (.docx)", _MAIN_PART)
     with reading(filename, "a Word document"):
-        document = docx.Document(io.BytesIO(data))
+        document = docx.Document(io.BytesIO(package))
         blocks = _blocks(document)
         title = document.core_properties.title or _first_heading(document)
     text = clean_text("\n\n".join(blocks))

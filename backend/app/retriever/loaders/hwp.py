@@ -21,7 +21,6 @@ from __future__ import annotations
 import io
 import re
 import struct
-import zipfile
 import zlib
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
@@ -32,9 +31,10 @@ from lxml import etree
 
 from app.core.errors import InvalidInput, TooLarge, Unsupported
 from app.retriever.loaders.common import (
-    MAX_EXPANDED_BYTES,
+    Archive,
     LoadedDocument,
     clean_text,
+    current_limits,
     open_zip,
     reading,
     stem,
@@ -107,7 +107,7 @@ def load_hwp(filename: str, data: bytes) -> list[LoadedDocument]:
         if not sections:
             raise InvalidInput(f"{filename} has no body text (no {storage}/Section streams).")
         title = _hwp_title(ole)
-        budget = MAX_EXPANDED_BYTES
+        budget = current_limits().max_expanded_bytes
         paragraphs: list[str] = []
         for _, entry in sections:
             body = ole.openstream(entry).read()
@@ -217,8 +217,9 @@ def _inflate(filename: str, raw: bytes, budget: int) -> bytes:
     decoder = zlib.decompressobj(-zlib.MAX_WBITS)
     body = decoder.decompress(raw, budget + 1)
     if len(body) > budget:
+        limit = current_limits().max_expanded_bytes
         raise TooLarge(
-            f"{filename} expands to more than {MAX_EXPANDED_BYTES / 1e6:.0f} MB of text records.",
+            f"{filename} expands to more than {limit / 1e6:.0f} MB of text records.",
             code="file_too_large",
         )
     if not decoder.eof:
@@ -385,7 +386,7 @@ def _run_text(element: etree._Element, markup: Markup) -> str:
     return "".join(parts)
 
 
-def _hwpx_title(archive: zipfile.ZipFile) -> str:
+def _hwpx_title(archive: Archive) -> str:
     package = parse_xml(archive.read("Contents/content.hpf"))
     for element in package.iter():
         if _local(element) == "title" and (element.text or "").strip():

@@ -13,7 +13,7 @@ from pptx.shapes.group import GroupShape
 from pptx.slide import Slide
 from pptx.table import Table
 
-from app.retriever.loaders.common import LoadedDocument, clean_text, open_zip, reading, stem
+from app.retriever.loaders.common import LoadedDocument, clean_text, reading, rebuilt_zip, stem
 from app.retriever.loaders.pages import join_pages
 
 _MAIN_PART = re.compile(r"ppt/presentation\.xml")
@@ -26,9 +26,10 @@ def load_pptx(filename: str, data: bytes) -> list[LoadedDocument]:
     ``cell | cell`` lines, the shapes inside groups), then its speaker notes. The title is the
     first slide's title, else the deck's title property, else the file name.
     """
-    open_zip(filename, data, "PowerPoint (.pptx)", _MAIN_PART).close()
+    # The library opens the whole zip; it gets one whose members were read within the limits.
+    package = rebuilt_zip(filename, data, "PowerPoint (.pptx)", _MAIN_PART)
     with reading(filename, "a PowerPoint deck"):
-        deck = pptx.Presentation(io.BytesIO(data))
+        deck = pptx.Presentation(io.BytesIO(package))
         slides = [clean_text(_slide_text(slide)) for slide in deck.slides]
         title = _first_slide_title(deck) or deck.core_properties.title or ""
     text, starts = join_pages(slides)

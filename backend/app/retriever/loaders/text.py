@@ -5,7 +5,9 @@ and a broken line rejects the whole file with its line number, so a half-read fi
 mistaken for the complete one. Every line is checked before the file's documents are returned
 (the indexer then stores them in one transaction): ids are compared as they will be stored,
 after the text boundary of ``app.text``, and ``NaN``/``Infinity``, which JSON does not have and
-PostgreSQL's jsonb refuses, reject the line.
+PostgreSQL's jsonb refuses, reject the line. A line longer than any line holding a document of
+``ReadLimits.max_document_chars`` characters can be is refused before it is decoded, a longer
+text after.
 
 ``.csv`` takes the first row as the header. With a text column (``text``, ``content``,
 ``body``, ``본문``, ``내용``) each row is a document: the text column is its text, ``title``/``제목``
@@ -22,10 +24,20 @@ import re
 from typing import Any
 
 from app.core.errors import InvalidInput
-from app.retriever.loaders.common import LoadedDocument, clean_text, decode_text, stem
+from app.retriever.loaders.common import (
+    LoadedDocument,
+    clean_text,
+    current_limits,
+    decode_text,
+    document_too_long,
+    stem,
+)
 from app.text import normalize_line
 
 MAX_ID_CHARS = 200
+# Characters of a JSON line per character of its text, at most: "\uXXXX" escapes (json.dumps'
+# default for Hangul) take six.
+_JSON_CHARS_PER_CHAR = 6
 
 _ATX_HEADING = re.compile(r"^ {0,3}#{1,6}[ \t]+(.+?)(?:[ \t]+#+)?[ \t]*$", re.MULTILINE)
 _SETEXT_HEADING = re.compile(r"^ {0,3}(\S.*?)[ \t]*\n {0,3}(?:=+|-+)[ \t]*$", re.MULTILINE)
@@ -72,10 +84,16 @@ def load_jsonl(filename: str, data: bytes) -> list[LoadedDocument]:
 
 def _jsonl_document(filename: str, number: int, line: str) -> LoadedDocument:
     where = f"{filename} line {number}"
+    limit = current_limits().max_document_chars
+    if len(line) > _JSON_CHARS_PER_CHAR * limit:
+        raise document_too_long(filename, where, len(line))
     try:
         record = json.loads(line, parse_constant=_not_json)
     except json.JSONDecodeError as exc:
         raise InvalidInput(f"{where}: not valid JSON ({exc.msg}, column {exc.colno}).") from None
+    # Python's decoder recurses once per level: a thousand nested brackets exhaust it.
+    except RecursionError:
+        raise InvalidInput(f"{where}: the JSON nests too deep to be read.") from None
     except ValueError as exc:
         raise InvalidInput(f"{where}: not valid JSON ({exc}).") from None
     if not isinstance(record, dict):
@@ -83,6 +101,8 @@ def _jsonl_document(filename: str, number: int, line: str) -> LoadedDocument:
     text = clean_text(record["text"]) if isinstance(record.get("text"), str) else ""
     if not text:
         raise InvalidInput(f'{where}: "text" must be a non-empty string.')
+    if len(text) > limit:
+        raise document_too_long(filename, where, len(text))
     metadata = record.get("metadata") or {}
     if not isinstance(metadata, dict):
         raise InvalidInput(f'{where}: "metadata" must be a JSON object.')

@@ -17,7 +17,7 @@ import openpyxl
 from openpyxl.chartsheet import Chartsheet
 
 from app.core.errors import TooLarge
-from app.retriever.loaders.common import LoadedDocument, clean_text, open_zip, reading, stem
+from app.retriever.loaders.common import LoadedDocument, clean_text, reading, rebuilt_zip, stem
 from app.retriever.loaders.pages import join_pages
 
 if TYPE_CHECKING:
@@ -36,10 +36,11 @@ def load_xlsx(filename: str, data: bytes) -> list[LoadedDocument]:
     A sheet's page is its name on the first line, then one line per row with its non-empty cells
     joined by `` | ``; a sheet without values (or a chart sheet) is an empty page.
     """
-    open_zip(filename, data, "Excel (.xlsx)", _MAIN_PART).close()
+    # The library opens the whole zip; it gets one whose members were read within the limits.
+    package = rebuilt_zip(filename, data, "Excel (.xlsx)", _MAIN_PART)
     with reading(filename, "an Excel workbook"):
         workbook = openpyxl.load_workbook(
-            io.BytesIO(data), read_only=True, data_only=True, keep_links=False
+            io.BytesIO(package), read_only=True, data_only=True, keep_links=False
         )
         try:
             budget = MAX_CELLS

@@ -1,4 +1,4 @@
-/** The indexed documents, with delete (after confirmation). */
+/** The indexed documents loaded so far, with delete (after confirmation) and a button for more. */
 import { useMutation, useQueryClient } from "@tanstack/react-query";
 import { useEffect, useRef, useState } from "react";
 
@@ -19,11 +19,25 @@ const STATUS_TONE: Record<DocumentStatus, Tone> = {
 
 interface DocumentTableProps {
   documents: DocumentInfo[];
+  /** How many of the list's documents are loaded (`documents` may hold one more: the highlighted). */
+  shown: number;
+  /** How many documents the whole list holds. */
+  total: number;
   /** A document to point at (opened from a citation). */
   highlightId: string | null;
+  /** Loads the next page; absent when every page is loaded. */
+  onMore?: () => void;
+  loadingMore?: boolean;
 }
 
-export function DocumentTable({ documents, highlightId }: DocumentTableProps) {
+export function DocumentTable({
+  documents,
+  shown,
+  total,
+  highlightId,
+  onMore,
+  loadingMore = false,
+}: DocumentTableProps) {
   const { t, locale } = useI18n();
   const queryClient = useQueryClient();
   const [confirming, setConfirming] = useState<DocumentInfo | null>(null);
@@ -103,6 +117,19 @@ export function DocumentTable({ documents, highlightId }: DocumentTableProps) {
           ))}
         </tbody>
       </table>
+
+      {(onMore || shown < total) && (
+        <div className="doc-table-foot">
+          <span className="muted">
+            {t("docs.shown", { n: shown.toLocaleString(locale), total: total.toLocaleString(locale) })}
+          </span>
+          {onMore && (
+            <Button onClick={onMore} disabled={loadingMore}>
+              {loadingMore ? t("docs.loadingMore") : t("docs.more")}
+            </Button>
+          )}
+        </div>
+      )}
 
       {confirming && (
         <Dialog

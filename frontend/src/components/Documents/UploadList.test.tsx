@@ -8,9 +8,12 @@ import { UploadList } from "./UploadList";
 
 const item = (name: string, change: Partial<UploadItem>): UploadItem => ({
   id: name,
+  name,
+  size: 1500,
   file: new File(["x".repeat(1500)], name),
   phase: "queued",
   progress: 0,
+  job: null,
   results: [],
   error: null,
   ...change,
@@ -54,6 +57,50 @@ describe("UploadList", () => {
     expect(rows[4]).not.toHaveTextContent("The HWP file is encrypted.");
     expect(rows[5]).toHaveTextContent("취소됨");
     expect(within(rows[5]!).getByRole("button", { name: "‘f.docx’ 목록에서 지우기" })).toBeInTheDocument();
+  });
+
+  it("shows where each file's job is, in either language", () => {
+    const job = (change: Partial<NonNullable<UploadItem["job"]>>) => ({
+      id: "j",
+      status: "running" as const,
+      done: 0,
+      total: 0,
+      cancelling: false,
+      ...change,
+    });
+    const items = [
+      item("big.jsonl", { phase: "processing", progress: 1, job: job({ done: 12345, total: 20000 }) }),
+      item("next.md", { phase: "processing", progress: 1, file: null, job: job({ status: "queued" }) }),
+      item("stop.csv", { phase: "processing", progress: 1, job: job({ done: 1, total: 4, cancelling: true }) }),
+      item("new.txt", { phase: "processing", progress: 1, job: job({ status: null }) }),
+    ];
+    const view = (lang: "ko" | "en") => (
+      <I18nProvider lang={lang}>
+        <UploadList items={items} onCancel={vi.fn()} onDismiss={vi.fn()} />
+      </I18nProvider>
+    );
+    const korean = render(view("ko"));
+    const [big, next, stop, fresh] = screen.getAllByRole("listitem");
+    expect(within(big!).getByRole("progressbar", { name: "‘big.jsonl’ 색인 진행률" })).toHaveAttribute(
+      "aria-valuenow",
+      "62",
+    );
+    expect(big).toHaveTextContent("색인 중 · 문서 12,345/20,000");
+    expect(next).toHaveTextContent("색인 차례를 기다리는 중");
+    expect(within(next!).queryByRole("progressbar")).not.toBeInTheDocument();
+    expect(next).toHaveTextContent("1.5 KB");
+    expect(stop).toHaveTextContent("취소하는 중…");
+    expect(within(stop!).getByRole("progressbar")).toHaveAttribute("aria-valuenow", "25");
+    expect(fresh).toHaveTextContent("색인 중…");
+    for (const row of [big, next, stop, fresh]) expect(within(row!).getByRole("button")).toHaveAccessibleName(/취소/);
+
+    korean.unmount();
+    render(view("en"));
+    const [bigEn, nextEn, stopEn] = screen.getAllByRole("listitem");
+    expect(within(bigEn!).getByRole("progressbar", { name: "Indexing progress of “big.jsonl”" })).toBeInTheDocument();
+    expect(bigEn).toHaveTextContent("Indexing · 12,345/20,000 documents");
+    expect(nextEn).toHaveTextContent("Waiting to be indexed");
+    expect(stopEn).toHaveTextContent("Cancelling…");
   });
 
   it("sums up a file of many documents: what was indexed, kept, removed and why one failed", () => {

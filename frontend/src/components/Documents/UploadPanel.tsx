@@ -1,4 +1,7 @@
-/** Drop or pick several files; each is uploaded and indexed on its own, with its own progress and result. */
+/**
+ * Drop or pick several files; each is uploaded and indexed on its own (by a job on the server, which
+ * goes on when the page is left), with its own progress and result.
+ */
 import { useQueryClient } from "@tanstack/react-query";
 import { useCallback, useRef, useState, type DragEvent } from "react";
 
@@ -46,6 +49,7 @@ export function UploadPanel({ limits, collections }: UploadPanelProps) {
   }, [queryClient]);
 
   const uploads = useUploads({ upload: uploadFile, collection: collection.trim(), precheck, onSettled });
+  const finished = uploads.items.filter(isFinished).length;
 
   const onDrop = (event: DragEvent) => {
     event.preventDefault();
@@ -104,7 +108,10 @@ export function UploadPanel({ limits, collections }: UploadPanelProps) {
             ))}
           </datalist>
         </label>
-        {uploads.items.some(isFinished) && (
+        {uploads.items.length > 0 && (
+          <span className="muted small">{t("upload.filesDone", { done: finished, total: uploads.items.length })}</span>
+        )}
+        {finished > 0 && (
           <Button size="sm" variant="ghost" onClick={uploads.clearFinished}>
             {t("upload.clear")}
           </Button>
