@@ -16,13 +16,16 @@ Each feature is hashed with unkeyed BLAKE2b (stable, unlike ``hash()``) into a s
 counts are damped (``1 + ln tf``) and the vector is L2-normalised. Changing any of this must
 change ``VERSION``: the name ``hash-v1:{dimension}`` is stored with the index, and vectors of two
 versions do not mix.
+
+A batch is embedded at once: each distinct word of it is hashed once (and remembered), then
+counting, weighting and bucketing run as numpy operations over every feature of the batch.
 """
 
 from __future__ import annotations
 
 import re
 import unicodedata
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from functools import lru_cache
 from hashlib import blake2b
 
@@ -39,41 +42,68 @@ _EMPTY_FEATURE = "e\x1f"
 _SIGN_BIT = np.uint64(1 << 63)
 
 
-def _ngrams(text: str, low: int, high: int) -> Iterable[str]:
-    for n in range(low, min(high, len(text)) + 1):
-        for start in range(len(text) - n + 1):
-            yield text[start : start + n]
+def _ngrams(prefix: str, text: str, low: int, high: int) -> list[str]:
+    size = len(text)
+    return [
+        prefix + text[start : start + n]
+        for n in range(low, min(high, size) + 1)
+        for start in range(size - n + 1)
+    ]
 
 
 def _word_features(word: str) -> list[str]:
     found = [_WORD_PREFIX + word]
     if _HANGUL.search(word):
-        found += (_SYLLABLE_PREFIX + g for g in _ngrams(word, 1, 3))
-        found += (_JAMO_PREFIX + g for g in _ngrams(unicodedata.normalize("NFD", word), 3, 4))
+        found += _ngrams(_SYLLABLE_PREFIX, word, 1, 3)
+        found += _ngrams(_JAMO_PREFIX, unicodedata.normalize("NFD", word), 3, 4)
     elif len(word) > 3:
-        found += (_CHAR_PREFIX + g for g in _ngrams(f"<{word}>", 3, 3))
+        found += _ngrams(_CHAR_PREFIX, f"<{word}>", 3, 3)
     return found
 
 
 # Syllable and jamo n-grams recur across many different words.
 @lru_cache(maxsize=1 << 18)
-def _stable_hash(feature: str) -> int:
-    return int.from_bytes(blake2b(feature.encode("utf-8"), digest_size=8).digest(), "little")
+def _digest(feature: str) -> bytes:
+    """The feature's hash: 8 bytes of BLAKE2b, read as a little-endian unsigned integer."""
+    return blake2b(feature.encode("utf-8"), digest_size=8).digest()
+
+
+def _hashes(features: Sequence[str]) -> np.ndarray:
+    return np.frombuffer(b"".join(map(_digest, features)), dtype="<u8").astype(np.uint64)
 
 
 # Words repeat across a corpus, so their hashed features are worth remembering.
 @lru_cache(maxsize=1 << 16)
 def _word_hashes(word: str) -> np.ndarray:
-    return np.array([_stable_hash(f) for f in _word_features(word)], dtype=np.uint64)
+    return _hashes(_word_features(word))
 
 
-_EMPTY_HASHES = np.array([_stable_hash(_EMPTY_FEATURE)], dtype=np.uint64)
+_EMPTY_HASHES = _hashes([_EMPTY_FEATURE])
+# Stands for the one feature of a text without words; no word (``\w+``) is empty.
+_NO_WORD = ""
 
 
-def _text_hashes(text: str) -> np.ndarray:
-    """One hash per feature occurrence of ``text``."""
-    words = _WORD.findall(unicodedata.normalize("NFC", text).lower())
-    return np.concatenate([_word_hashes(w) for w in words]) if words else _EMPTY_HASHES
+def _feature_occurrences(texts: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
+    """``(rows, hashes)``: one entry per feature occurrence of the texts, ``rows`` its text."""
+    index: dict[str, int] = {}
+    occurrences: list[int] = []
+    words_per_text: list[int] = []
+    for text in texts:
+        words = _WORD.findall(unicodedata.normalize("NFC", text).lower()) or [_NO_WORD]
+        occurrences += [index.setdefault(word, len(index)) for word in words]
+        words_per_text.append(len(words))
+    pieces = [_EMPTY_HASHES if word == _NO_WORD else _word_hashes(word) for word in index]
+    lengths = np.fromiter(map(len, pieces), dtype=np.intp, count=len(pieces))
+    pool = np.concatenate(pieces)
+    word_starts = np.cumsum(lengths) - lengths
+    occurrence = np.asarray(occurrences, dtype=np.intp)
+    spans = lengths[occurrence]
+    # Gather each occurrence's run of hashes from the pool: position i of the output reads
+    # pool[start of its word + i - start of its run].
+    run_starts = np.cumsum(spans) - spans
+    positions = np.arange(int(spans.sum())) + np.repeat(word_starts[occurrence] - run_starts, spans)
+    rows = np.repeat(np.repeat(np.arange(len(texts)), words_per_text), spans)
+    return rows, pool[positions]
 
 
 class HashEmbedder:
@@ -96,12 +126,24 @@ class HashEmbedder:
 
     def embed_array(self, texts: Sequence[str]) -> np.ndarray:
         """Embed ``texts`` into a ``(len(texts), dimension)`` float32 array of unit rows."""
-        matrix = np.zeros((len(texts), self._dimension), dtype=np.float64)
-        for row, text in enumerate(texts):
-            hashes, counts = np.unique(_text_hashes(text), return_counts=True)
-            weights = np.where(hashes & _SIGN_BIT, -1.0, 1.0) * (1.0 + np.log(counts))
-            buckets = (hashes % np.uint64(self._dimension)).astype(np.intp)
-            matrix[row] = np.bincount(buckets, weights, minlength=self._dimension)
+        if not texts:
+            return np.zeros((0, self._dimension), dtype=np.float32)
+        rows, hashes = _feature_occurrences(texts)
+        # Sorted by text, then hash: each text's distinct features in ascending order, the
+        # order in which their weights are summed into buckets, one text at a time.
+        order = np.lexsort((hashes, rows))
+        rows, hashes = rows[order], hashes[order]
+        first = np.ones(len(hashes), dtype=bool)
+        first[1:] = (hashes[1:] != hashes[:-1]) | (rows[1:] != rows[:-1])
+        starts = np.flatnonzero(first)
+        counts = np.diff(np.append(starts, len(hashes)))
+        rows, hashes = rows[starts], hashes[starts]
+        weights = np.where(hashes & _SIGN_BIT, -1.0, 1.0) * (1.0 + np.log(counts))
+        buckets = (hashes % np.uint64(self._dimension)).astype(np.intp)
+        cells = rows * self._dimension + buckets
+        matrix = np.bincount(cells, weights, minlength=len(texts) * self._dimension).reshape(
+            len(texts), self._dimension
+        )
         norms = np.linalg.norm(matrix, axis=1, keepdims=True)
         # Signed features can cancel out exactly; such a row stays zero rather than dividing by 0.
         np.divide(matrix, norms, out=matrix, where=norms > 0)
