@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
+import pytest
 
 from app.retriever.database import EmbeddedPostgres
 from tests.utils.live_server import free_port
@@ -28,25 +32,36 @@ def _wait_ready(url: str, process: subprocess.Popen, log: Path, timeout_s: float
     raise TimeoutError("rag serve did not become ready")
 
 
-def test_serve_on_defaults_answers_from_the_sample_corpus_and_stops_cleanly(tmp_path: Path) -> None:
+@pytest.fixture
+def home() -> Iterator[Path]:
+    """The folder ``rag serve`` runs in and keeps its data under."""
+    # Not under pytest's basetemp: pytest resets that folder to mode 0700 whenever a test run
+    # starts (another one on the same machine, too), which locks the embedded server's own
+    # system user out of its data folder when tests run as root, and pg_ctl can no longer stop it.
+    folder = Path(tempfile.mkdtemp(prefix="rag-serve-"))
+    yield folder
+    shutil.rmtree(folder, ignore_errors=True)
+
+
+def test_serve_on_defaults_answers_from_the_sample_corpus_and_stops_cleanly(home: Path) -> None:
     port = free_port()
     env = {
         k: v
         for k, v in os.environ.items()
         if not k.startswith(("DATABASE_", "LLM_", "EMBEDDING_", "RETRIEVAL_", "API_", "RAG_"))
     }
-    env["RAG_DATA_DIR"] = str(tmp_path / "data")
-    log = tmp_path / "serve.log"
+    env["RAG_DATA_DIR"] = str(home / "data")
+    log = home / "serve.log"
     with log.open("w", encoding="utf-8") as log_file:
-        _serve_and_check(port, env, tmp_path, log, log_file)
-    assert not EmbeddedPostgres(tmp_path / "data" / "pg").running
-    assert (tmp_path / "data" / ".sample-corpus-indexed").exists()
+        _serve_and_check(port, env, home, log, log_file)
+    assert not EmbeddedPostgres(home / "data" / "pg").running, log.read_text(encoding="utf-8")
+    assert (home / "data" / ".sample-corpus-indexed").exists()
 
 
-def _serve_and_check(port: int, env: dict[str, str], tmp_path: Path, log: Path, log_file) -> None:
+def _serve_and_check(port: int, env: dict[str, str], cwd: Path, log: Path, log_file) -> None:
     process = subprocess.Popen(
         [sys.executable, "-m", "app.cli", "serve", "--port", str(port)],
-        cwd=tmp_path,
+        cwd=cwd,
         env={**env, "PYTHONPATH": str(Path(__file__).resolve().parents[2])},
         stdout=subprocess.DEVNULL,
         stderr=log_file,
