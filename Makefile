@@ -8,7 +8,7 @@ DEV_STAMP := $(VENV)/.installed-dev
 NPM_STAMP := frontend/node_modules/.installed
 FRONTEND_SOURCES := $(shell find frontend/src frontend/public -type f 2>/dev/null) frontend/index.html frontend/vite.config.ts
 
-.PHONY: run test test-backend test-frontend frontend screenshots lint format install install-dev bench-retrieval bench-fusion bench-extractive bench-finetune bench-generate clean
+.PHONY: run test test-backend test-frontend frontend screenshots lint format install install-dev bench-retrieval bench-fusion bench-extractive bench-finetune bench-generate bench-ingest clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -47,6 +47,7 @@ test: test-backend test-frontend
 test-backend: $(DEV_STAMP)
 	scripts/ensure-system-packages.sh
 	$(BIN)/ruff check backend benchmarks
+	cd backend && ../$(BIN)/lint-imports
 	cd backend && ../$(BIN)/pytest -q
 
 test-frontend: $(NPM_STAMP) $(STAMP)
@@ -61,6 +62,7 @@ screenshots: $(NPM_STAMP) $(STAMP)
 lint: $(DEV_STAMP) $(NPM_STAMP)
 	$(BIN)/ruff check backend benchmarks
 	$(BIN)/ruff format --check backend benchmarks
+	cd backend && ../$(BIN)/lint-imports
 	cd frontend && npm run lint
 
 format: $(DEV_STAMP)
@@ -81,6 +83,11 @@ bench-finetune: $(DEV_STAMP)
 
 bench-generate: $(DEV_STAMP)
 	$(BIN)/python benchmarks/generate.py
+
+# Installs langchain-postgres into a temporary virtualenv of its own (never into .venv); writes
+# its table to docs/benchmarks.md. Other sizes: make bench-ingest BENCH_INGEST_ARGS="--sizes 2000".
+bench-ingest: $(DEV_STAMP)
+	$(BIN)/python benchmarks/ingest_compare.py --write $(BENCH_INGEST_ARGS)
 
 clean:
 	rm -rf $(VENV) backend/*.egg-info frontend/node_modules frontend/dist

@@ -33,7 +33,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "backend"))
 
 from app.models.extractive import RELEVANCE_FLOOR, Quote, render_answer, select_quotes
-from app.pipelines.prompts import NO_ANSWER_KO, PromptSource
+from app.models.rag_format import NO_ANSWER_KO, PromptSource
 from benchmarks_report import replace_section
 from retrieval import KORQUAD, korquad_api, load_korquad
 

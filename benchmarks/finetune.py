@@ -107,8 +107,8 @@ def baseline_worker(model_dir: Path, data: Path, output: Path, threads: int) -> 
     import torch
     from app.finetune.data import DataOptions, load_reviews
     from app.finetune.examples import tokenize_reviews
-    from app.finetune.peft_compat import peft_deprecations_silenced
-    from app.finetune.prompts import chat_template_for
+    from app.hf.chat_template import chat_template_for
+    from app.hf.peft_compat import peft_deprecations_silenced
     from peft import LoraConfig, get_peft_model
     from transformers import (
         AutoModelForCausalLM,

@@ -23,10 +23,10 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "backend"))
 
-from app.core.config import LLMSettings
-from app.finetune.prompts import review_messages
+from app.core.config import LLMSettings, LocalModelSettings
 from app.models.base import ChatMessage, GenerationOptions
 from app.models.local import LocalLLM
+from app.models.review_prompt import review_messages
 from benchmarks_report import replace_section
 from tests.utils.local_llm import build_adapter
 from tests.utils.tiny_lm import NSMC_TRAIN, build_tiny_model_dir
@@ -115,11 +115,13 @@ def main() -> None:
             mode: LocalLLM(
                 LLMSettings(
                     provider="local",
-                    local_model=str(model),
                     lora_adapters={ADAPTER: adapter},
-                    local_device=args.device,
-                    local_max_batch_size=batch_size,
-                    local_batch_window_ms=10.0,
+                    local=LocalModelSettings(
+                        model=str(model),
+                        device=args.device,
+                        max_batch_size=batch_size,
+                        batch_window_ms=10.0,
+                    ),
                 )
             )
             for mode, batch_size in (("serial", 1), ("batched", max(CONCURRENCY)))

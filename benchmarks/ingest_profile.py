@@ -8,9 +8,12 @@ Lines file (``id``, ``text``, ``metadata``), into a fresh schema of one embedded
 
 Both include everything a search needs afterwards (Kiwi tokens, hash vectors, BM25 postings,
 the HNSW index). Sizes and modes take turns, and each figure is the median of the runs. The
-load average is printed with the figures: the machine may be shared.
+load average is printed with the figures: the machine may be shared. So is the CPU time each
+document costs, in this process and its children (the API's worker) and in the PostgreSQL
+server: unlike docs/s, it hardly moves when other work shares the cores. ``--write`` puts the
+table in docs/benchmarks.md.
 
-    .venv/bin/python benchmarks/ingest_profile.py [--sizes 2000,20000,100000] [--runs 3]
+    .venv/bin/python benchmarks/ingest_profile.py [--sizes 2000,20000,100000] [--runs 3] [--write]
 """
 
 from __future__ import annotations
@@ -31,6 +34,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
+import psutil
 import psycopg
 from psycopg import sql
 
@@ -46,8 +50,9 @@ from app.core.config import (
     Settings,
 )
 from app.main import create_app
-from app.retriever.database import EmbeddedPostgres
-from app.retriever.korean import get_kiwi
+from app.retriever.embedded_postgres import EmbeddedPostgres
+from app.text.korean import get_kiwi
+from benchmarks_report import replace_section
 from tests.utils.live_server import live_server
 
 NSMC = ROOT.parent / "shared" / "data" / "nsmc" / "train.tsv.gz"
@@ -57,7 +62,10 @@ MODES = ("cli", "api")
 def write_nsmc_jsonl(path: Path, count: int) -> int:
     """The first ``count`` non-empty reviews as JSON Lines at ``path``; returns how many."""
     written = 0
-    with gzip.open(NSMC, "rt", encoding="utf-8", newline="") as tsv, path.open("w") as out:
+    with (
+        gzip.open(NSMC, "rt", encoding="utf-8", newline="") as tsv,
+        path.open("w") as out,
+    ):
         rows = csv.reader(tsv, delimiter="\t", quoting=csv.QUOTE_NONE)
         next(rows)
         for review_id, movie_id, rating, review in rows:
@@ -83,7 +91,9 @@ def settings_for(url: str, data_dir: Path) -> Settings:
         database=DatabaseSettings(url=url, data_dir=data_dir),
         llm=LLMSettings(provider="extractive"),
         embedding=EmbeddingSettings(provider="hash"),
-        api=APISettings(index_sample_corpus=False, max_upload_mb=200, log_level="WARNING"),
+        api=APISettings(
+            index_sample_corpus=False, max_upload_mb=200, log_level="WARNING"
+        ),
     )
 
 
@@ -95,7 +105,11 @@ def fresh_schema(url: str) -> Iterator[str]:
         yield schema
     finally:
         with psycopg.connect(url, autocommit=True) as conn:
-            conn.execute(sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(sql.Identifier(schema)))
+            conn.execute(
+                sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(
+                    sql.Identifier(schema)
+                )
+            )
 
 
 def check(indexed: int, expected: int, where: str) -> None:
@@ -123,7 +137,10 @@ def run_api(url: str, data_dir: Path, jsonl: Path, count: int) -> float:
     payload = jsonl.read_bytes()
     with fresh_schema(url) as schema:
         app = create_app(settings_for(url, data_dir), schema=schema, frontend_dir=None)
-        with live_server(app) as base, httpx.Client(base_url=base, timeout=3600) as client:
+        with (
+            live_server(app) as base,
+            httpx.Client(base_url=base, timeout=3600) as client,
+        ):
             start = time.perf_counter()
             response = client.post(
                 "/api/documents",
@@ -136,6 +153,24 @@ def run_api(url: str, data_dir: Path, jsonl: Path, count: int) -> float:
     return elapsed
 
 
+def cpu_seconds(process: psutil.Process) -> float:
+    """CPU seconds of ``process`` and its processes, those that ended (and were waited for) too."""
+    times = process.cpu_times()
+    total = times.user + times.system + times.children_user + times.children_system
+    for child in process.children(recursive=True):
+        try:
+            child_times = child.cpu_times()
+        except psutil.NoSuchProcess:
+            continue
+        total += child_times.user + child_times.system
+    return total
+
+
+def postmaster(pgdata: Path) -> psutil.Process:
+    """The embedded server's main process; its children are the backends and workers."""
+    return psutil.Process(int((pgdata / "postmaster.pid").read_text().split()[0]))
+
+
 def load() -> str:
     """The 1, 5 and 15 minute load averages."""
     return " ".join(f"{value:.2f}" for value in os.getloadavg())
@@ -143,47 +178,83 @@ def load() -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--sizes", default="2000,20000,100000", help="comma-separated counts")
+    parser.add_argument(
+        "--sizes", default="2000,20000,100000", help="comma-separated counts"
+    )
     parser.add_argument("--runs", type=int, default=3, help="runs per size and mode")
     parser.add_argument("--modes", default=",".join(MODES), help="cli, api or both")
+    parser.add_argument(
+        "--write", action="store_true", help="write the table to docs/benchmarks.md"
+    )
     args = parser.parse_args()
     sizes = [int(s) for s in args.sizes.split(",")]
     modes = [m for m in args.modes.split(",") if m]
     if unknown := set(modes) - set(MODES):
         parser.error(f"unknown modes {sorted(unknown)}")
-    runners: dict[str, Callable[[str, Path, Path, int], float]] = {"cli": run_cli, "api": run_api}
+    runners: dict[str, Callable[[str, Path, Path, int], float]] = {
+        "cli": run_cli,
+        "api": run_api,
+    }
     # Loading Kiwi's model is a one-off cost of a process, not of ingesting.
     get_kiwi()
     with tempfile.TemporaryDirectory(prefix="rag-bench-ingest-") as folder:
         data_dir = Path(folder)
         server = EmbeddedPostgres(data_dir / "pg")
         url = server.start()
+        client, database = psutil.Process(), postmaster(data_dir / "pg")
         try:
             print(f"cores {os.cpu_count()}, load {load()}", flush=True)
             table = io.StringIO()
-            table.write("| documents | mode | docs/s (median) | runs (docs/s) | load after |\n")
-            table.write("|---:|---|---:|---|---|\n")
+            table.write(
+                "| documents | mode | docs/s (median) | runs (docs/s) | client CPU ms/doc |"
+                " server CPU ms/doc | load after |\n"
+            )
+            table.write("|---:|---|---:|---|---:|---:|---|\n")
             for size in sizes:
                 jsonl = data_dir / f"nsmc-{size}.jsonl"
                 write_nsmc_jsonl(jsonl, size)
                 rates: dict[str, list[float]] = {mode: [] for mode in modes}
+                costs: dict[str, list[tuple[float, float]]] = {
+                    mode: [] for mode in modes
+                }
                 for run in range(args.runs):
                     for mode in modes:
+                        before = cpu_seconds(client), cpu_seconds(database)
                         elapsed = runners[mode](url, data_dir, jsonl, size)
+                        used = (
+                            cpu_seconds(client) - before[0],
+                            cpu_seconds(database) - before[1],
+                        )
                         rates[mode].append(size / elapsed)
+                        costs[mode].append(
+                            (used[0] * 1000 / size, used[1] * 1000 / size)
+                        )
                         print(
                             f"{size:>7} {mode:4} run {run + 1}: {elapsed:7.2f} s"
-                            f" {size / elapsed:8.0f} docs/s  load {load()}",
+                            f" {size / elapsed:8.0f} docs/s  CPU ms/doc client {costs[mode][-1][0]:.2f}"
+                            f" server {costs[mode][-1][1]:.2f}  load {load()}",
                             flush=True,
                         )
                 for mode in modes:
                     runs = ", ".join(f"{r:,.0f}" for r in rates[mode])
+                    client_ms = statistics.median(c for c, _ in costs[mode])
+                    server_ms = statistics.median(s for _, s in costs[mode])
                     table.write(
                         f"| {size:,} | {mode} | {statistics.median(rates[mode]):,.0f} |"
-                        f" {runs} | {load()} |\n"
+                        f" {runs} | {client_ms:.2f} | {server_ms:.2f} | {load()} |\n"
                     )
             print()
             print(table.getvalue(), end="")
+            if args.write:
+                command = " ".join(
+                    ["python benchmarks/ingest_profile.py", *sys.argv[1:]]
+                )
+                body = (
+                    f"`{command}` ({os.cpu_count()} cores; the machine may be shared: see the"
+                    " load). CPU ms/doc: this process and its children (the API's worker),"
+                    " and the PostgreSQL server, per document.\n\n" + table.getvalue()
+                )
+                replace_section("Ingest throughput: NSMC reviews", body)
         finally:
             server.stop()
 

@@ -14,7 +14,13 @@ Lines file, the path of ``rag ingest``). Either way the postings are the indexer
 ``analyse``/``chunk_analysed`` tokens. The tables are vacuumed and analysed after loading, as
 autovacuum does within a minute of a bulk load.
 
+The server runs with the memory settings the application sizes for the machine
+(``embedded_tuning``); ``--shared-buffers`` replaces that one. ``--data-dir`` keeps the database
+and its loaded schemas for the next run. ``--rankings FILE`` records every query's top chunks per
+mode; ``--compare FILE`` of an earlier run on the same database says how many agree.
+
     .venv/bin/python benchmarks/query_latency.py [--sizes 2000,20000,100000] [--runs 3]
+        [--data-dir DIR] [--rankings FILE] [--compare FILE] [--write]
 """
 
 from __future__ import annotations
@@ -44,6 +50,7 @@ sys.path.insert(0, str(ROOT / "backend"))
 from app.components import Components
 from app.core.config import (
     APISettings,
+    AuthSettings,
     DatabaseSettings,
     EmbeddingSettings,
     LLMSettings,
@@ -51,10 +58,10 @@ from app.core.config import (
 )
 from app.main import create_app
 from app.retriever.chunking import chunk_analysed
-from app.retriever.database import EmbeddedPostgres
-from app.retriever.korean import analyse, search_tokens
+from app.retriever.embedded_postgres import EmbeddedPostgres
 from app.retriever.store_writes import ChunkRow, DocumentWrite
 from app.text import normalize_text
+from app.text.korean import analyse, search_tokens
 from benchmarks_report import replace_section
 from tests.utils.live_server import live_server
 
@@ -133,6 +140,8 @@ def settings_for(url: str, data_dir: Path) -> Settings:
         api=APISettings(
             index_sample_corpus=False, max_upload_mb=200, log_level="WARNING"
         ),
+        # One client asks thousands of times a minute: no per-key limit gets in the way.
+        auth=AuthSettings(rate_search="1000000/minute"),
     )
 
 
@@ -247,6 +256,43 @@ def ensure_loaded(url: str, data_dir: Path, schema: str, size: int, how: str) ->
     return elapsed
 
 
+def agreement(
+    earlier: dict[str, dict[str, dict[str, list[str]]]],
+    later: dict[str, dict[str, dict[str, list[str]]]],
+) -> dict[str, dict[str, str]]:
+    """Per size and mode: of the queries both runs asked, how many got the same top-k list
+    (the same chunks in the same order), and how many the same set of chunks."""
+    report: dict[str, dict[str, str]] = {}
+    for size, modes in later.items():
+        for mode, lists in modes.items():
+            before = earlier.get(size, {}).get(mode, {})
+            asked = [q for q in lists if q in before]
+            ordered = sum(lists[q] == before[q] for q in asked)
+            as_sets = sum(set(lists[q]) == set(before[q]) for q in asked)
+            report.setdefault(size, {})[mode] = (
+                f"{ordered}/{len(asked)} same order, {as_sets}/{len(asked)} same chunks"
+            )
+    return report
+
+
+def memory_settings(url: str) -> str:
+    """The server's memory settings in effect, for the table's caption."""
+    names = (
+        "shared_buffers",
+        "effective_cache_size",
+        "work_mem",
+        "maintenance_work_mem",
+    )
+    with psycopg.connect(url, autocommit=True) as conn:
+        values = [
+            conn.execute(sql.SQL("SHOW {}").format(sql.Identifier(n))).fetchone()
+            for n in names
+        ]
+    return ", ".join(
+        f"{name} {value[0] if value else '?'}" for name, value in zip(names, values)
+    )
+
+
 def percentile(values: Sequence[float], q: float) -> float:
     """The ``q`` quantile by nearest rank."""
     ordered = sorted(values)
@@ -254,9 +300,16 @@ def percentile(values: Sequence[float], q: float) -> float:
 
 
 def measure(
-    base_url: str, queries: Sequence[str], modes: Sequence[str] = MODES, runs: int = 3
+    base_url: str,
+    queries: Sequence[str],
+    modes: Sequence[str] = MODES,
+    runs: int = 3,
+    rankings: dict[str, dict[str, list[str]]] | None = None,
 ) -> dict[str, tuple[float, float]]:
-    """``{mode: (p50 ms, p95 ms)}``: medians over ``runs`` of each run's percentiles."""
+    """``{mode: (p50 ms, p95 ms)}``: medians over ``runs`` of each run's percentiles.
+
+    ``rankings``, when given, receives each mode's top chunk ids per query (the last run's).
+    """
     per_run: dict[str, list[tuple[float, float]]] = {mode: [] for mode in modes}
     with httpx.Client(base_url=base_url, timeout=60) as client:
 
@@ -267,6 +320,9 @@ def measure(
             )
             elapsed = time.perf_counter() - start
             response.raise_for_status()
+            if rankings is not None:
+                hits = response.json()["results"]
+                rankings.setdefault(mode, {})[query] = [h["chunk_id"] for h in hits]
             return elapsed * 1000
 
         for mode in modes:
@@ -294,22 +350,22 @@ def database(
     data_dir: Path | None, shared_buffers: str | None
 ) -> Iterator[tuple[str, Path]]:
     """An embedded PostgreSQL in ``data_dir`` (kept, with its schemas, for the next run) or in
-    a temporary folder, with ``shared_buffers`` when given (else the server's default); yields
-    its URL and the folder."""
+    a temporary folder, with the settings the application sizes for it, and ``shared_buffers``
+    instead of its sized one when given; yields its URL and the folder."""
     with tempfile.TemporaryDirectory() as scratch:
         folder = data_dir or Path(scratch)
         server = EmbeddedPostgres(folder / "pg")
         url = server.start()
         with psycopg.connect(url, autocommit=True) as conn:
-            if shared_buffers is None:
-                conn.execute("ALTER SYSTEM RESET shared_buffers")
-            else:
+            # Nothing an earlier run set with ALTER SYSTEM stays in the way.
+            conn.execute("ALTER SYSTEM RESET ALL")
+            if shared_buffers is not None:
                 conn.execute(
                     sql.SQL("ALTER SYSTEM SET shared_buffers = {}").format(
                         sql.Literal(shared_buffers)
                     )
                 )
-        # The setting takes effect when the server starts.
+        # The settings take effect when the server starts.
         server.stop()
         url = server.start()
         try:
@@ -339,6 +395,18 @@ def main() -> None:
         help="PostgreSQL shared_buffers for the run, e.g. 1GB (default: the server's own)",
     )
     parser.add_argument(
+        "--rankings",
+        type=Path,
+        default=None,
+        help="write each size's top chunk ids per mode and query to this JSON file",
+    )
+    parser.add_argument(
+        "--compare",
+        type=Path,
+        default=None,
+        help="a --rankings file of an earlier run: report how many top-k lists agree with it",
+    )
+    parser.add_argument(
         "--write", action="store_true", help="write the table to docs/benchmarks.md"
     )
     args = parser.parse_args()
@@ -346,27 +414,35 @@ def main() -> None:
     sizes = [int(s) for s in args.sizes.split(",")]
     queries = fixed_queries()
     rows = []
+    all_rankings: dict[str, dict[str, dict[str, list[str]]]] = {}
     with database(args.data_dir, args.shared_buffers) as (url, folder):
+        server_memory = memory_settings(url)
         for size in sizes:
             schema = f"qbench_{size}"
             load_s = ensure_loaded(url, folder, schema, size, args.load)
             app = create_app(
                 settings_for(url, folder), schema=schema, frontend_dir=None
             )
+            rankings = all_rankings.setdefault(str(size), {})
             with live_server(app) as base:
-                figures = measure(base, queries, runs=args.runs)
+                figures = measure(base, queries, runs=args.runs, rankings=rankings)
             rows.append((size, figures))
             line = {"documents": size, "load_s": round(load_s, 1)}
             line |= {mode: [round(v, 1) for v in figures[mode]] for mode in MODES}
             print(json.dumps(line), flush=True)
+    if args.rankings is not None:
+        args.rankings.write_text(json.dumps(all_rankings, ensure_ascii=False), "utf-8")
+    if args.compare is not None:
+        earlier = json.loads(args.compare.read_text(encoding="utf-8"))
+        print(json.dumps({"same_top_k": agreement(earlier, all_rankings)}), flush=True)
 
     header = "| documents | " + " | ".join(f"{m} p50 / p95 ms" for m in MODES) + " |"
     lines = [
         (
             f"{len(queries)} queries (150 of 2-4 words from held-out NSMC reviews, 50 KorQuAD "
             f"questions), top {TOP_K}, through `POST /api/search` of a live server on the "
-            "embedded PostgreSQL 16 + pgvector 0.6 (shared_buffers "
-            f"{args.shared_buffers or 'at its default, 128MB'}), offline `hash` embedder (768-d), "
+            f"embedded PostgreSQL 16 + pgvector 0.6 ({server_memory}), offline `hash` embedder "
+            "(768-d), "
             f"one client; medians of {args.runs} runs, the modes taking turns. Load average "
             f"{os.getloadavg()[0]:.1f} on {os.cpu_count()} cores at the end."
         ),

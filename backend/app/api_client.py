@@ -34,9 +34,12 @@ def default_server(api: APISettings) -> str:
 class ApiClient:
     """Synchronous JSON calls to ``server`` (``http://host:port``)."""
 
-    def __init__(self, server: str, *, timeout_s: float = TIMEOUT_S) -> None:
+    def __init__(
+        self, server: str, *, timeout_s: float = TIMEOUT_S, api_key: str | None = None
+    ) -> None:
         self.server = server.rstrip("/")
         self._timeout_s = timeout_s
+        self._headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
 
     def get(self, path: str) -> Any:
         """``GET path``: the JSON body."""
@@ -52,7 +55,13 @@ class ApiClient:
 
     def _send(self, method: str, path: str, body: dict[str, Any] | None = None) -> Any:
         try:
-            response = httpx.request(method, self.server + path, json=body, timeout=self._timeout_s)
+            response = httpx.request(
+                method,
+                self.server + path,
+                json=body,
+                headers=self._headers,
+                timeout=self._timeout_s,
+            )
         except httpx.TransportError as exc:
             raise Unavailable(
                 f"No rag server answers at {self.server} ({exc}); start one with `rag serve`, "

@@ -26,7 +26,7 @@ from app.models.review_model import ReviewModel
 from app.pipelines.adapters import ServedAdapters
 from app.pipelines.rag import RAGPipeline
 from app.retriever.adapter_records import AdapterRecords
-from app.retriever.database import embedded_server, resolve_database_url
+from app.retriever.embedded_postgres import embedded_server, resolve_database_url
 from app.retriever.hybrid import HybridRetriever
 from app.retriever.indexer import Indexer
 from app.retriever.parsing import ParseLimits, stop_parsing
@@ -79,7 +79,7 @@ class Components:
             self.store,
             self.embedder,
             settings.retrieval,
-            max_file_bytes=int(settings.api.max_upload_mb * 1024 * 1024),
+            max_file_bytes=settings.api.max_upload_bytes,
             parse_limits=ParseLimits.from_settings(settings.parsing),
         )
 

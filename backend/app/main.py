@@ -6,7 +6,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 
-from fastapi import FastAPI, HTTPException, Request
+from fastapi import Depends, FastAPI, HTTPException, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.exceptions import RequestValidationError
 from fastapi.middleware.cors import CORSMiddleware
@@ -14,8 +14,13 @@ from fastapi.responses import FileResponse, JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from app.api.deps import get_caller
 from app.api.routers import chat, documents, health, jobs, models, reviews, search, status
 from app.api.sse import error_payload
+from app.auth.authenticator import Authenticator, check_exposure
+from app.auth.browser import BrowserGuard, allowed_hosts
+from app.auth.rate_limits import RateLimits
+from app.auth.store import KeyStore
 from app.components import Components
 from app.core.config import Settings, get_settings
 from app.core.errors import RagError
@@ -83,7 +88,7 @@ def _install_error_handlers(app: FastAPI) -> None:
         if exc.status_code >= 500:
             log.warning("%s: %s", exc.code, exc.message)
         payload = error_payload(exc.code, exc.message, exc.params)
-        return JSONResponse(payload, status_code=exc.status_code)
+        return JSONResponse(payload, status_code=exc.status_code, headers=exc.headers or None)
 
     @app.exception_handler(RequestValidationError)
     async def invalid_request(_: Request, exc: RequestValidationError) -> JSONResponse:
@@ -132,14 +137,40 @@ def _mount_frontend(app: FastAPI, frontend_dir: Path) -> None:
         return FileResponse(index, headers={"Cache-Control": "no-cache"})
 
 
+def _guard_door(app: FastAPI, components: Components, schema: str, bind_host: str) -> None:
+    """The key check for every request, after refusing an exposed server without keys."""
+    settings = components.settings
+    keys = KeyStore(
+        components.database_url, schema, connect_timeout_s=settings.database.connect_timeout_s
+    )
+    authenticator = Authenticator(keys, settings.auth, bind_host=bind_host)
+    if settings.auth.disabled:
+        log.warning(
+            "AUTH_DISABLED=true: every request is served without a key, as an admin "
+            "(listening on %s). Only safe behind something else that authenticates.",
+            bind_host,
+        )
+    else:
+        keys_exist = keys.any_active()
+        check_exposure(settings.auth, bind_host, keys_exist)
+        authenticator.fall_back_on(keys_exist)
+    app.state.authenticator = authenticator
+
+
 def create_app(
     settings: Settings | None = None,
     *,
     schema: str = "rag",
     frontend_dir: Path | None = DEFAULT_FRONTEND_DIR,
+    bind_host: str | None = None,
 ) -> FastAPI:
-    """Build the app. Tests pass their own settings and a fresh database schema."""
+    """Build the app. Tests pass their own settings and a fresh database schema.
+
+    ``bind_host`` is the address the server listens on (default ``API_HOST``): on a non-loopback
+    one the app refuses to start without API keys (docs/security.md).
+    """
     settings = settings or get_settings()
+    bind_host = bind_host or settings.api.host
     # Multipart framing adds a little to the files themselves.
     max_body = int(settings.api.max_upload_mb * settings.api.max_files * 1024 * 1024) + 1024 * 1024
     setup_logging(settings.api.log_level)
@@ -148,6 +179,11 @@ def create_app(
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         components = await run_in_threadpool(Components, settings, schema=schema)
         app.state.components = components
+        try:
+            await run_in_threadpool(_guard_door, app, components, schema, bind_host)
+        except BaseException:
+            await components.aclose()
+            raise
         # A local model loads in seconds to minutes; a bad path or adapter must stop start-up,
         # not surface as a 503 on the first request. Adapters loaded at run time come back here.
         await run_in_threadpool(components.load_models)
@@ -164,6 +200,7 @@ def create_app(
         # tests) has them without more commands, and stopped before the database closes.
         workers = WorkerProcesses(settings, schema=schema, count=settings.jobs.serve_workers)
         await run_in_threadpool(workers.start)
+        app.state.worker_processes = workers
         try:
             yield
         finally:
@@ -176,8 +213,11 @@ def create_app(
         lifespan=lifespan,
     )
     _install_error_handlers(app)
-    for module in (health, search, chat, documents, jobs, status, models, reviews):
-        app.include_router(module.router)
+    app.state.rate_limits = RateLimits(settings.auth)
+    app.include_router(health.router)
+    # Every /api route knows its caller; a request that needs a key and has none stops here.
+    for module in (search, chat, documents, jobs, status, models, reviews):
+        app.include_router(module.router, dependencies=[Depends(get_caller)])
     if settings.api.cors_origins:
         app.add_middleware(
             CORSMiddleware,
@@ -186,6 +226,12 @@ def create_app(
             allow_headers=["*"],
         )
     app.add_middleware(BodySizeLimit, max_bytes=max_body)
+    # Outermost: a rebound host name or a cross-site write is refused before anything else runs.
+    app.add_middleware(
+        BrowserGuard,
+        hosts=allowed_hosts(settings.api.allowed_hosts, bind_host),
+        cors_origins=settings.api.cors_origins,
+    )
     if frontend_dir is not None and (frontend_dir / "index.html").is_file():
         _mount_frontend(app, frontend_dir)
     return app

@@ -25,7 +25,7 @@ import psycopg
 import pytest
 from psycopg import sql
 
-from app.retriever.database import EmbeddedPostgres
+from app.retriever.embedded_postgres import EmbeddedPostgres
 from app.retriever.vector_store import PGVectorStore
 
 SHARED_DATA = Path(__file__).resolve().parents[2] / ".." / "shared" / "data"

@@ -1,9 +1,13 @@
-// The browser checks, in the order a person would use the product: upload, search, ask, open a citation,
-// delete, update a file of many documents, write reviews, look at the status; then the same UI at phone
-// width. Screenshots on the way.
+// The browser checks, in the order a person would use the product: enter the API key the server asks
+// for, upload, search, ask, open a citation, delete, update a file of many documents, write reviews,
+// look at the status; then the same UI at phone width. Screenshots on the way.
 import assert from "node:assert/strict";
 import { mkdir, readFile } from "node:fs/promises";
 import path from "node:path";
+
+// How long a step waits for what it expects: generous, since a loaded 2-core machine can take
+// tens of seconds to index or stream; a step that passes never waits longer than it needs.
+const WAIT_MS = 90_000;
 
 const DESKTOP = { width: 1280, height: 800 };
 const PHONE = { width: 390, height: 844 };
@@ -30,6 +34,27 @@ async function step(name, action) {
 async function assertNoSidewaysScroll(page, width) {
   const scrollWidth = await page.evaluate(() => document.documentElement.scrollWidth);
   assert.ok(scrollWidth <= width, `page is ${scrollWidth}px wide at a ${width}px viewport`);
+}
+
+/** The API as a program calls it, with the key (the page signs its own requests). */
+function apiFetch(base, key, route, init = {}) {
+  return fetch(`${base}${route}`, { ...init, headers: { ...init.headers, Authorization: `Bearer ${key}` } });
+}
+
+async function enterKey(page, base, key) {
+  await step("API key: the server asks for one, it is entered and kept", async () => {
+    assert.equal((await fetch(`${base}/api/documents`)).status, 401);
+    await page.goto("/documents");
+    const dialog = page.getByRole("dialog", { name: "API 키" });
+    await dialog.getByRole("alert").getByText("API 키가 있어야").waitFor();
+    await dialog.getByLabel("API 키").fill(key);
+    await dialog.getByRole("button", { name: "키 저장" }).click();
+    await dialog.waitFor({ state: "detached" });
+    await page.getByText("아직 문서가 없습니다").waitFor();
+    await page.reload();
+    await page.getByText("아직 문서가 없습니다").waitFor();
+    assert.equal(await page.getByRole("dialog").count(), 0, "the key was not kept across a reload");
+  });
 }
 
 async function uploadAndSearch(page, shots, fixtures) {
@@ -143,7 +168,7 @@ async function chat(page, shots) {
   });
 }
 
-async function deleteDocument(page, base) {
+async function deleteDocument(page, base, key) {
   await step("documents: delete the cited document after confirming", async () => {
     const row = page.locator(".doc-table tr.is-highlighted");
     await row.getByRole("button", { name: /삭제/ }).click();
@@ -151,13 +176,13 @@ async function deleteDocument(page, base) {
     await dialog.getByRole("button", { name: "삭제", exact: true }).click();
     await dialog.waitFor({ state: "detached" });
     await page.locator(".doc-table tbody tr").nth(1).waitFor({ state: "detached" });
-    const { documents } = await (await fetch(`${base}/api/documents`)).json();
+    const { documents } = await (await apiFetch(base, key, "/api/documents")).json();
     assert.equal(documents.length, 1, "the backend still lists the deleted document");
   });
 }
 
-async function manyDocumentFile(page, base) {
-  await step("documents: a JSONL of three documents, then again with one line taken out", async () => {
+async function manyDocumentFile(page, base, key) {
+  await step("documents: a JSONL of three documents, then again with one line taken out: that one stays", async () => {
     const rows = [
       { id: "faq-parking", text: "주차권은 총무팀에서 한 달 단위로 발급합니다." },
       { id: "faq-printer", text: "3층 복합기는 사원증을 대야 인쇄됩니다." },
@@ -172,14 +197,16 @@ async function manyDocumentFile(page, base) {
     await page.getByTestId("file-input").setInputFiles(jsonl(rows));
     await uploads.filter({ hasText: "문서 3개 · 색인 3" }).waitFor();
     await page.getByTestId("file-input").setInputFiles(jsonl(rows.slice(0, 2)));
-    await uploads.filter({ hasText: "문서 2개 · 변경 없음 2 · 삭제 1" }).waitFor();
-    const { documents } = await (await fetch(`${base}/api/documents`)).json();
+    await uploads.filter({ hasText: "문서 2개 · 변경 없음 2" }).waitFor();
+    // The web UI never asks for the removal of lines a file no longer holds (replace=true).
+    const { documents } = await (await apiFetch(base, key, "/api/documents")).json();
     const faq = documents.map((d) => d.id).filter((id) => id.startsWith("faq-"));
-    assert.deepEqual(faq.sort(), ["faq-parking", "faq-printer"]);
+    assert.deepEqual(faq.sort(), ["faq-meal", "faq-parking", "faq-printer"]);
+    assert.equal((await apiFetch(base, key, "/api/documents/faq-meal", { method: "DELETE" })).status, 204);
   });
 }
 
-async function reloadWhileIndexing(page, base) {
+async function reloadWhileIndexing(page, base, key) {
   await step("documents: a reload while a file is indexed finds its job and its results", async () => {
     const name = "상품리뷰.jsonl";
     const rows = Array.from({ length: 800 }, (_, i) => ({
@@ -217,15 +244,22 @@ async function reloadWhileIndexing(page, base) {
       assert.ok(value >= 0 && value <= 100, `progress ${value}`);
     }
     await indexed.waitFor({ timeout: 120_000 });
-    const job = await (await fetch(`${base}/api/jobs/${jobId}`)).json();
+    const job = await (await apiFetch(base, key, `/api/jobs/${jobId}`)).json();
     assert.equal(job.status, "succeeded");
     assert.equal(job.results.length, 800);
     assert.equal(await page.evaluate(() => localStorage.getItem("rag.uploadJobs")), null, "the job is still kept");
 
-    // The documents go again, so that the screens after this one show what they showed before.
-    await page.getByTestId("file-input").setInputFiles(jsonl(rows.slice(0, 1)));
-    await uploads.filter({ hasText: "문서 1개 · 변경 없음 1 · 삭제 799" }).waitFor();
-    assert.equal((await fetch(`${base}/api/documents/review-0`, { method: "DELETE" })).status, 204);
+    // The documents go again, so that the screens after this one show what they showed before: a
+    // re-upload of one line that asks for replace=true removes the 799 lines the file no longer holds.
+    const form = new FormData();
+    form.append("files", new Blob([JSON.stringify(rows[0])], { type: "application/jsonl" }), name);
+    form.append("replace", "true");
+    const synced = await apiFetch(base, key, "/api/documents", { method: "POST", body: form });
+    assert.equal(synced.status, 200);
+    const outcomes = (await synced.json()).results.map((r) => r.outcome);
+    assert.equal(outcomes.filter((o) => o === "removed").length, 799);
+    assert.equal(outcomes.filter((o) => o === "unchanged").length, 1);
+    assert.equal((await apiFetch(base, key, "/api/documents/review-0", { method: "DELETE" })).status, 204);
   });
 }
 
@@ -294,7 +328,7 @@ async function phone(browser, base, storageState, shots) {
     storageState,
   });
   const page = await context.newPage();
-  page.setDefaultTimeout(20_000);
+  page.setDefaultTimeout(WAIT_MS);
   try {
     await step("phone width: chat keeps the conversation, nothing scrolls sideways", async () => {
       await page.goto("/");
@@ -320,19 +354,20 @@ async function phone(browser, base, storageState, shots) {
   }
 }
 
-export async function checks({ browser, base, shots, failures, fixtures }) {
+export async function checks({ browser, base, key, shots, failures, fixtures }) {
   const context = await browser.newContext({ viewport: DESKTOP, locale: "ko-KR", baseURL: base, colorScheme: "light" });
   await context.grantPermissions(["clipboard-read", "clipboard-write"], { origin: base });
   const page = await context.newPage();
-  page.setDefaultTimeout(20_000);
+  page.setDefaultTimeout(WAIT_MS);
   const pageErrors = [];
   page.on("pageerror", (error) => pageErrors.push(String(error)));
   try {
+    await enterKey(page, base, key);
     await uploadAndSearch(page, shots, fixtures);
     await chat(page, shots);
-    await deleteDocument(page, base);
-    await manyDocumentFile(page, base);
-    await reloadWhileIndexing(page, base);
+    await deleteDocument(page, base, key);
+    await manyDocumentFile(page, base, key);
+    await reloadWhileIndexing(page, base, key);
     await reviews(page, shots);
     await status(page, shots);
     await phone(browser, base, await context.storageState(), shots);

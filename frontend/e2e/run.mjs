@@ -1,7 +1,9 @@
 // Browser test of the whole product: starts the real backend (embedded PostgreSQL, offline models) on a
 // free port with a fresh data directory, drives the built UI in headless Chromium, saves screenshots of
 // every screen (to $SCREENSHOT_DIR, else frontend/test-results/screenshots), and stops the backend. Run with `npm run e2e` (it builds first).
-import { spawn } from "node:child_process";
+// The pass runs with API keys: once the server is up, `rag keys create` makes an admin key, which the
+// checks enter in the web UI's key dialog when the server first asks for one.
+import { execFile, spawn } from "node:child_process";
 import { existsSync } from "node:fs";
 import { mkdir, mkdtemp, rm } from "node:fs/promises";
 import net from "node:net";
@@ -23,7 +25,7 @@ const shots = process.env.SCREENSHOT_DIR
   : path.join(frontend, "test-results", "screenshots");
 const failures = path.join(frontend, "test-results");
 const chromiumPath = process.env.CHROMIUM_PATH ?? "/usr/bin/chromium";
-const READY_TIMEOUT_MS = 120_000;
+const READY_TIMEOUT_MS = 300_000;
 
 function freePort() {
   return new Promise((resolve, reject) => {
@@ -36,8 +38,7 @@ function freePort() {
   });
 }
 
-function startBackend(port, scratch) {
-  const log = [];
+function backendEnv(port, scratch) {
   const env = {
     ...process.env,
     RAG_DATA_DIR: path.join(scratch, "data"),
@@ -50,6 +51,12 @@ function startBackend(port, scratch) {
   // Always the embedded database: the test must not touch a server named in the caller's environment,
   // nor settings from a developer's .env (read from the working directory, hence the empty one).
   delete env.DATABASE_URL;
+  return env;
+}
+
+function startBackend(port, scratch) {
+  const log = [];
+  const env = backendEnv(port, scratch);
   const child = spawn(rag, ["serve", "--port", String(port)], {
     cwd: scratch,
     detached: true,
@@ -83,6 +90,21 @@ async function waitReady(base, backend) {
   throw new Error(`the backend was not ready within ${READY_TIMEOUT_MS / 1000} s`);
 }
 
+/** An admin key made by the CLI while the server runs, as an administrator would. */
+function createKey(port, scratch) {
+  return new Promise((resolve, reject) => {
+    execFile(
+      rag,
+      ["keys", "create", "--role", "admin", "--name", "e2e", "--json"],
+      { cwd: scratch, env: backendEnv(port, scratch), timeout: 120_000 },
+      (error, stdout, stderr) => {
+        if (error) reject(new Error(`rag keys create failed: ${stderr || error.message}`));
+        else resolve(JSON.parse(stdout).key);
+      },
+    );
+  });
+}
+
 async function stopBackend(backend) {
   const { child, exited } = backend;
   if (child.exitCode !== null || child.signalCode !== null) return;
@@ -111,6 +133,7 @@ async function main() {
   let failed = false;
   try {
     await waitReady(base, backend);
+    const key = await createKey(port, scratch);
     browser = await chromium.launch({
       executablePath: chromiumPath,
       headless: true,
@@ -123,7 +146,7 @@ async function main() {
         "--no-first-run",
       ],
     });
-    await checks({ browser, base, shots, failures, fixtures: path.join(here, "fixtures") });
+    await checks({ browser, base, key, shots, failures, fixtures: path.join(here, "fixtures") });
   } catch (error) {
     failed = true;
     console.error(`\nE2E FAILED: ${error instanceof Error ? error.stack : error}`);

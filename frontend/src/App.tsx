@@ -2,6 +2,7 @@
 import { QueryClient, QueryClientProvider } from "@tanstack/react-query";
 import { useState } from "react";
 
+import { ApiKeyDialog } from "./components/Auth/ApiKeyDialog";
 import { Header } from "./components/Layout/Header";
 import { RouterProvider, useRouter } from "./hooks/router";
 import { ChatProvider } from "./hooks/useChat";
@@ -37,6 +38,7 @@ function Shell() {
       <main id="main" className={path === "/" ? "main main-chat" : "main"} tabIndex={-1}>
         <Screen />
       </main>
+      <ApiKeyDialog />
     </>
   );
 }

@@ -6,10 +6,15 @@ Tests swap any of them with ``app.dependency_overrides[get_llm_client] = ...``.
 
 from __future__ import annotations
 
-from typing import Annotated
+from collections.abc import Callable
+from typing import Annotated, Any
 
 from fastapi import Depends, Request
+from fastapi.concurrency import run_in_threadpool
 
+from app.auth.authenticator import Authenticator
+from app.auth.rate_limits import LimitedKind, RateLimits
+from app.auth.roles import Caller, Role
 from app.components import Components, make_rag_pipeline
 from app.core.config import Settings
 from app.models.base import EmbeddingClient, LLMClient
@@ -82,3 +87,44 @@ def get_rag_pipeline(llm: LLMDep, retriever: RetrieverDep, settings: SettingsDep
 
 
 RAGPipelineDep = Annotated[RAGPipeline, Depends(get_rag_pipeline)]
+
+
+async def get_caller(request: Request) -> Caller:
+    """Who sends the request (``Unauthorized`` when it needs a key and has none that works).
+
+    Bound to every ``/api`` router in ``main.py``; FastAPI computes it once per request, so the
+    role dependencies below reuse it.
+    """
+    authenticator: Authenticator = request.app.state.authenticator
+    headers = {name: request.headers[name] for name in request.headers}
+    # A cache miss reads the database and runs argon2: not on the event loop.
+    return await run_in_threadpool(authenticator.caller, headers)
+
+
+CallerDep = Annotated[Caller, Depends(get_caller)]
+
+
+def _role(role: Role) -> Callable[[Caller], Caller]:
+    def require(caller: CallerDep) -> Caller:
+        caller.require(role)
+        return caller
+
+    require.__name__ = f"require_{role.name}"
+    return require
+
+
+ReaderDep = Annotated[Caller, Depends(_role(Role.reader))]
+EditorDep = Annotated[Caller, Depends(_role(Role.editor))]
+AdminDep = Annotated[Caller, Depends(_role(Role.admin))]
+
+
+def rate_limited(kind: LimitedKind) -> Any:
+    """A route dependency (``dependencies=[rate_limited("chat")]``) that counts one request of
+    ``kind`` against the caller's rate."""
+
+    def count(request: Request, caller: CallerDep) -> None:
+        limits: RateLimits = request.app.state.rate_limits
+        limits.hit(kind, caller)
+
+    count.__name__ = f"rate_limit_{kind}"
+    return Depends(count)

@@ -8,6 +8,7 @@ from typing import Annotated, Any, Literal
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
 from app.core.config import ADAPTER_NAME, ReviewProvider, SearchMode
+from app.retriever.types import DocumentStatus
 from app.text import normalize_json, normalize_line, normalize_text, request_text_problem
 
 
@@ -139,7 +140,7 @@ class DocumentOut(BaseModel):
     collection: str
     source: str
     title: str
-    status: Literal["pending", "indexing", "ready", "failed"]
+    status: DocumentStatus
     error: str | None
     chunk_count: int
     size_bytes: int

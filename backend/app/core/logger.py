@@ -4,15 +4,33 @@ from __future__ import annotations
 
 import logging
 import sys
+from typing import TextIO
 
 _FORMAT = "%(asctime)s %(levelname)-7s %(name)s: %(message)s"
+
+
+class _CurrentStderr(logging.StreamHandler):
+    """Writes each record to ``sys.stderr`` as it is at that moment.
+
+    The handler is installed once per process, but ``sys.stderr`` may be swapped later (a
+    caller capturing the CLI's output, as tests do): bound to the stream it first saw, the
+    handler would write into a closed one.
+    """
+
+    @property
+    def stream(self) -> TextIO:  # type: ignore[override]
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, _value: object) -> None:
+        pass
 
 
 def setup_logging(level: str = "INFO") -> None:
     """Configure the root logger once; later calls only change the level."""
     root = logging.getLogger()
     if not any(getattr(h, "_rag_handler", False) for h in root.handlers):
-        handler = logging.StreamHandler(sys.stderr)
+        handler = _CurrentStderr()
         handler.setFormatter(logging.Formatter(_FORMAT, datefmt="%H:%M:%S"))
         handler._rag_handler = True  # type: ignore[attr-defined]
         root.addHandler(handler)

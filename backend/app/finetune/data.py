@@ -28,9 +28,12 @@ from pathlib import Path
 from typing import IO, Literal
 
 from app.core.errors import InvalidInput, NotFound
+from app.finetune.settings_fields import option
 
 DataFormat = Literal["auto", "nsmc-tsv", "nsmc-raw", "naver-shopping", "jsonl", "csv"]
 DATA_FORMATS: tuple[str, ...] = ("auto", "nsmc-tsv", "nsmc-raw", "naver-shopping", "jsonl", "csv")
+# The argument group of ``rag finetune train --help`` the options appear in.
+_DATA = "data"
 _NSMC_HEADER = ["review_id", "movie_id", "rating", "review"]
 _WHITESPACE = re.compile(r"\s+")
 # Scales fixed by the corpus; generic JSONL/CSV are detected from the largest rating.
@@ -50,20 +53,52 @@ class Review:
 class DataOptions:
     """How reviews are read, cleaned and balanced; every field changes the resulting data."""
 
-    data_format: DataFormat = "auto"
-    text_column: str = "review"
-    rating_column: str = "rating"
-    subject_column: str | None = None
-    rating_scale: int | None = None
+    data_format: DataFormat = field(
+        default="auto", metadata=option(group=_DATA, help="default auto")
+    )
+    text_column: str = field(
+        default="review",
+        metadata=option(group=_DATA, help="jsonl/csv: review column (default {default})"),
+    )
+    rating_column: str = field(
+        default="rating",
+        metadata=option(group=_DATA, help="jsonl/csv: rating column (default {default})"),
+    )
+    subject_column: str | None = field(
+        default=None, metadata=option(group=_DATA, help="jsonl/csv: movie or product name column")
+    )
+    rating_scale: int | None = field(
+        default=None, metadata=option(group=_DATA, choices=(5, 10), help="default: detected")
+    )
     """Declared scale (5 or 10); ``None``: the corpus's own, or detected from the largest rating."""
     min_chars: int = 1
-    max_chars: int = 300
-    """Longer reviews are dropped: they are rare, and one would fill a packed sequence alone."""
-    balance: bool = False
+    balance: bool = field(
+        default=False,
+        metadata=option(group=_DATA, help="down-sample every rating to the rarest one's count"),
+    )
     """Down-sample every rating to the count of the rarest one (raw NSMC has 43% ten-star reviews)."""
-    max_per_rating: int | None = None
-    max_examples: int | None = None
+    max_per_rating: int | None = field(
+        default=None, metadata=option(group=_DATA, help="keep at most N reviews per rating")
+    )
+    max_chars: int = field(
+        default=300,
+        metadata=option(
+            group=_DATA, flag="max-review-chars", help="drop longer reviews (default {default})"
+        ),
+    )
+    """Longer reviews are dropped: they are rare, and one would fill a packed sequence alone."""
+    max_examples: int | None = field(
+        default=None, metadata=option(group=_DATA, help="use at most N reviews")
+    )
     seed: int = 0
+
+    def __post_init__(self) -> None:
+        if self.rating_scale is not None and self.rating_scale < 2:
+            raise InvalidInput(f"rating_scale must be at least 2, got {self.rating_scale}")
+        for name in ("min_chars", "max_chars", "max_per_rating", "max_examples"):
+            value = getattr(self, name)
+            if value is not None and value < 1:
+                raise InvalidInput(f"{name} must be at least 1, got {value}")
 
 
 @dataclass

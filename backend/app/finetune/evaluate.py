@@ -301,7 +301,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 def run_eval_cli(args: argparse.Namespace) -> int:
     """``rag finetune eval``: print (and optionally save) the report."""
     from app.finetune.merge import adapter_base_model
-    from app.finetune.plan import DEFAULT_MODEL
+    from app.finetune.train_config import DEFAULT_MODEL
 
     model = args.model or (adapter_base_model(args.adapter) if args.adapter else DEFAULT_MODEL)
     train_data = args.train or (_training_data_of(args.adapter) if args.adapter else None)

@@ -1,7 +1,7 @@
 """The language-model side of evaluation: load base (+ adapter), generate reviews, score replies.
 
 Prompts come from ``prompts.render_review_prompt`` and replies are scored with the trainer's own
-example builder and loss (``examples.tokenize_reviews``, ``train.token_loss_sum``), so the
+example builder and loss (``examples.tokenize_reviews``, ``model.token_loss_sum``), so the
 numbers describe the format the adapter was trained on.
 """
 
@@ -16,8 +16,11 @@ from typing import Any
 
 from app.core.errors import NotFound
 from app.finetune.data import Review
-from app.finetune.peft_compat import peft_deprecations_silenced
-from app.finetune.prompts import chat_template_for, render_review_prompt
+from app.finetune.prompts import render_review_prompt
+from app.hf.adapters import attach_saved_adapter, tokenizer_source
+from app.hf.chat_template import chat_template_for
+from app.hf.device import default_device, training_dtype
+from app.hf.tokens import pad_token_id, stop_token_ids
 
 
 @dataclass
@@ -39,33 +42,18 @@ class LoadedModel:
 
 
 def load_model(model: str, adapter: Path | None = None) -> LoadedModel:
-    """Load ``model`` for inference (bf16 on a capable GPU, fp32 elsewhere) and attach ``adapter``."""
-    import torch
+    """Load ``model`` for inference in the dtype it was trained in and attach ``adapter``."""
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    dtype = (
-        torch.bfloat16
-        if device.type == "cuda" and torch.cuda.is_bf16_supported()
-        else torch.float32
-    )
-    # The adapter folder holds the tokenizer saved with the chat template it was trained on.
-    tokenizer_source = (
-        str(adapter) if adapter and (adapter / "tokenizer_config.json").exists() else model
-    )
+    device = default_device()
     try:
-        tokenizer = AutoTokenizer.from_pretrained(tokenizer_source)
-        net = AutoModelForCausalLM.from_pretrained(model, dtype=dtype)
+        tokenizer = AutoTokenizer.from_pretrained(tokenizer_source(adapter, model))
+        net = AutoModelForCausalLM.from_pretrained(model, dtype=training_dtype(device))
     except OSError as exc:
         raise NotFound(f"cannot load model {model!r}: {exc}") from exc
     net.to(device)
     if adapter is not None:
-        from peft import PeftModel
-
-        if not (adapter / "adapter_config.json").exists():
-            raise NotFound(f"{adapter} is not an adapter folder (no adapter_config.json)")
-        with peft_deprecations_silenced():
-            net = PeftModel.from_pretrained(net, str(adapter))
+        net = attach_saved_adapter(net, adapter)
     net.eval()
     return LoadedModel(net, tokenizer, adapter is not None)
 
@@ -86,11 +74,9 @@ def generate_reviews(
 
     tokenizer, model = loaded.tokenizer, loaded.model
     tokenizer.padding_side = "left"
-    pad_id = (
-        tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
-    )
+    pad_id = pad_token_id(tokenizer)
     device = next(model.parameters()).device
-    stop_ids = _stop_token_ids(model, tokenizer)
+    stop_ids = stop_token_ids(tokenizer, model)
     # Seeded per call, so base and adapter sample with the same random stream.
     torch.manual_seed(seed)
     texts: list[str] = []
@@ -125,8 +111,8 @@ def reply_perplexity(
     import torch
 
     from app.finetune.examples import tokenize_reviews
+    from app.finetune.model import token_loss_sum
     from app.finetune.packing import Segment, collate
-    from app.finetune.train import token_loss_sum
 
     tokenizer, model = loaded.tokenizer, loaded.model
     examples = tokenize_reviews(
@@ -136,9 +122,7 @@ def reply_perplexity(
         chat_template=chat_template_for(tokenizer),
         max_seq_len=4096,
     )
-    pad_id = (
-        tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
-    )
+    pad_id = pad_token_id(tokenizer)
     device = next(model.parameters()).device
     total_loss, total_tokens = 0.0, 0
     for start in range(0, len(examples), batch_size):
@@ -148,14 +132,3 @@ def reply_perplexity(
             total_loss += float(token_loss_sum(model, batch))
         total_tokens += batch.label_tokens
     return math.exp(total_loss / total_tokens), total_tokens
-
-
-def _stop_token_ids(model: Any, tokenizer: Any) -> list[int]:
-    """End-of-text and end-of-turn ids: a reply ends at whichever the model emits first."""
-    configured = model.generation_config.eos_token_id
-    ids = set(configured if isinstance(configured, list) else [configured])
-    ids.add(tokenizer.eos_token_id)
-    vocab = tokenizer.get_vocab()
-    if "<|eot_id|>" in vocab:
-        ids.add(vocab["<|eot_id|>"])
-    return sorted(i for i in ids if i is not None)

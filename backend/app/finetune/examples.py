@@ -24,7 +24,8 @@ import numpy as np
 from app.core.errors import InvalidInput
 from app.core.logger import get_logger
 from app.finetune.data import DataOptions, DataReport, Review, data_fingerprint, load_reviews
-from app.finetune.prompts import REVIEW_SYSTEM_PROMPT, render_chat, review_messages
+from app.hf.chat_template import render_chat
+from app.models.review_prompt import REVIEW_SYSTEM_PROMPT, review_messages
 
 log = get_logger("finetune.examples")
 

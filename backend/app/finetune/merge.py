@@ -12,7 +12,7 @@ from typing import Any, Literal
 
 from app.core.errors import InvalidInput, NotFound
 from app.core.logger import get_logger
-from app.finetune.peft_compat import peft_deprecations_silenced
+from app.hf.adapters import ADAPTER_CONFIG, attach_saved_adapter, tokenizer_source
 
 log = get_logger("finetune.merge")
 
@@ -21,9 +21,9 @@ MergeDtype = Literal["auto", "bf16", "fp16", "fp32"]
 
 def adapter_base_model(adapter: Path) -> str:
     """The base model an adapter folder was trained on, from its ``adapter_config.json``."""
-    config_file = adapter / "adapter_config.json"
+    config_file = adapter / ADAPTER_CONFIG
     if not config_file.exists():
-        raise NotFound(f"{adapter} is not an adapter folder (no adapter_config.json)")
+        raise NotFound(f"{adapter} is not an adapter folder (no {ADAPTER_CONFIG})")
     base = json.loads(config_file.read_text(encoding="utf-8")).get("base_model_name_or_path")
     if not base:
         raise InvalidInput(f"{config_file} does not name its base model; pass --model")
@@ -35,7 +35,6 @@ def merge_adapter(
 ) -> Path:
     """Load ``model`` (default: the adapter's base) unquantised, merge ``adapter``, save to ``output``."""
     import torch
-    from peft import PeftModel
     from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
 
     base_id = model or adapter_base_model(adapter)
@@ -55,12 +54,10 @@ def merge_adapter(
         "fp32": torch.float32,
     }[dtype]
     base = AutoModelForCausalLM.from_pretrained(base_id, dtype=torch_dtype)
-    with peft_deprecations_silenced():
-        merged = PeftModel.from_pretrained(base, str(adapter)).merge_and_unload()
+    merged = attach_saved_adapter(base, adapter).merge_and_unload()
     output.mkdir(parents=True, exist_ok=True)
     merged.save_pretrained(output)
     # The adapter folder's tokenizer carries the chat template the adapter was trained with.
-    tokenizer_source = adapter if (adapter / "tokenizer_config.json").exists() else base_id
-    AutoTokenizer.from_pretrained(tokenizer_source).save_pretrained(output)
+    AutoTokenizer.from_pretrained(tokenizer_source(adapter, base_id)).save_pretrained(output)
     log.info("merged %s into %s → %s", adapter, base_id, output)
     return output

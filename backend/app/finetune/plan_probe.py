@@ -1,6 +1,6 @@
 """``rag finetune plan --probe``: run a few real training steps and measure their peak memory.
 
-The model is loaded and given its adapter by the trainer's own code, and each step is the
+The model is loaded and given its adapter by the trainer's own code (``model.py``), and each step is the
 trainer's loss, backward pass and AdamW update, on random token ids shaped like the planned
 batch (memory does not depend on which tokens they are). The peak is read where it is exact:
 
@@ -18,14 +18,16 @@ import math
 from dataclasses import dataclass, replace
 from typing import Any
 
-from app.finetune.plan import ALL_LINEARS, Method, PlanSettings, estimate_memory, resolve_shape
+from app.finetune.plan_estimate import ALL_LINEARS, PlanSettings, estimate_memory
+from app.finetune.plan_shapes import resolve_shape
+from app.finetune.train_config import AdapterMethod, TrainConfig
 
 
 @dataclass(frozen=True)
 class ProbeResult:
     """A measured peak beside the estimate for the same setting."""
 
-    method: Method
+    method: AdapterMethod
     gradient_checkpointing: bool
     micro_batch: int
     seq_len: int
@@ -58,7 +60,7 @@ class ProbeResult:
 
 def probe(
     model: str,
-    method: Method,
+    method: AdapterMethod,
     settings: PlanSettings,
     *,
     gradient_checkpointing: bool,
@@ -67,13 +69,12 @@ def probe(
     """Train ``steps`` steps of ``method`` on ``model`` (a local model) and measure the peak."""
     import torch
 
-    from app.finetune.train import _load_model, token_loss_sum
-    from app.finetune.train_config import TrainConfig
+    from app.finetune.model import load_model, token_loss_sum
+    from app.hf.device import default_device, training_dtype
 
     shape, _ = resolve_shape(model)
-    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    # The trainer computes in bf16 only on GPUs that support it, and in fp32 elsewhere.
-    bf16 = device.type == "cuda" and torch.cuda.is_bf16_supported()
+    device = default_device()
+    bf16 = training_dtype(device) == torch.bfloat16
     settings = replace(settings, bf16=bf16, dropout_mask_bytes=1 if device.type == "cuda" else 4)
     estimate = estimate_memory(
         shape, method, settings, gradient_checkpointing=gradient_checkpointing
@@ -94,17 +95,17 @@ def probe(
     meter = _CudaPeak(device) if cuda else _CpuPeak()
     if cuda:
         meter.start()
-    net, _ = _load_model(config, device)
+    net, _ = load_model(config, device)
     net.train()
     if not cuda:
         # Loading runs on worker threads the CPU profiler follows poorly: measure the loaded
         # model by its tensors, and the training steps by the profiler.
-        meter.start(model_bytes=_tensor_bytes(net))
+        meter.start(model_bytes=tensor_bytes(net))
     trainable = [p for p in net.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(trainable, lr=1e-4)
     generator = torch.Generator().manual_seed(0)
     for _ in range(steps):
-        batch = _random_batch(shape.vocab_size, settings, generator).to(device)
+        batch = random_batch(shape.vocab_size, settings, generator).to(device)
         loss = token_loss_sum(net, batch) / batch.label_tokens
         loss.backward()
         torch.nn.utils.clip_grad_norm_(trainable, 1.0)
@@ -126,7 +127,7 @@ def probe(
     )
 
 
-def _random_batch(vocab_size: int, settings: PlanSettings, generator: Any) -> Any:
+def random_batch(vocab_size: int, settings: PlanSettings, generator: Any) -> Any:
     """One micro-batch of full rows of random ids, the reply (the loss) at the end of each row."""
     import torch
 
@@ -203,7 +204,7 @@ class _CpuPeak:
         return self._base + highest
 
 
-def _tensor_bytes(model: Any) -> int:
+def tensor_bytes(model: Any) -> int:
     """Bytes of a model's parameters, buffers and 4-bit quantisation constants (shared counted once)."""
     import torch
 

@@ -1,111 +1,12 @@
-"""The review-writing prompt, and how a conversation is rendered for training and for generation.
-
-Training and serving import the same functions, so the adapter always sees at generation time the
-exact text it was trained on.
-
-Some chat templates (Llama-3, Mi:dm 2.0) always inject a long default system prompt and today's date,
-even when the caller passes a system message. For a ~35-character review that is hundreds of
-wasted tokens per example, and the date makes the rendered text change from one day to the next.
-``chat_template_for`` detects this and falls back to the same Llama-3 layout without the injected
-text; the adapter directory then saves the tokenizer with that template, so plain
-``apply_chat_template`` on it reproduces the training format.
-"""
+"""The review prompt as training and evaluation render it: the turns of
+``app.models.review_prompt`` through the chat template of ``app.hf.chat_template``."""
 
 from __future__ import annotations
 
-import re
 from typing import Any
 
-from app.core.errors import InvalidInput
-
-REVIEW_SYSTEM_PROMPT = "너는 리뷰 작가다. 주어진 별점에 어울리는 짧은 한국어 리뷰를 쓴다."
-
-# The Llama-3 layout with nothing injected: only the messages given, each closed by <|eot_id|>.
-COMPACT_LLAMA3_TEMPLATE = (
-    "{{- bos_token }}"
-    "{%- for message in messages %}"
-    "{{- '<|start_header_id|>' + message['role'] + '<|end_header_id|>\\n\\n' }}"
-    "{{- message['content'] | trim }}{{- '<|eot_id|>' }}"
-    "{%- endfor %}"
-    "{%- if add_generation_prompt %}{{- '<|start_header_id|>assistant<|end_header_id|>\\n\\n' }}"
-    "{%- endif %}"
-)
-_LLAMA3_TOKENS = ("<|start_header_id|>", "<|end_header_id|>", "<|eot_id|>")
-_PROBE = ("probe-system-a1", "probe-user-b2", "probe-assistant-c3")
-
-
-def review_user_prompt(rating: int, scale: int, subject: str | None = None) -> str:
-    """The user turn asking for a review with ``rating`` stars out of ``scale``."""
-    if scale < 2:
-        raise InvalidInput(f"rating scale must be at least 2, got {scale}")
-    if not 1 <= rating <= scale:
-        raise InvalidInput(f"rating must be between 1 and {scale}, got {rating}")
-    prompt = f"별점 {rating}/{scale}점 리뷰를 써 주세요"
-    if subject and subject.strip():
-        prompt += f"\n대상: {subject.strip()}"
-    return prompt
-
-
-def review_messages(rating: int, scale: int, subject: str | None = None) -> list[dict[str, str]]:
-    """System and user turns of a review request, ready for a chat template."""
-    return [
-        {"role": "system", "content": REVIEW_SYSTEM_PROMPT},
-        {"role": "user", "content": review_user_prompt(rating, scale, subject)},
-    ]
-
-
-def template_injects_text(tokenizer: Any, chat_template: str | None = None) -> bool:
-    """Whether the chat template adds text of its own (a default system prompt, a date)."""
-    system, user, assistant = _PROBE
-    rendered = tokenizer.apply_chat_template(
-        [
-            {"role": "system", "content": system},
-            {"role": "user", "content": user},
-            {"role": "assistant", "content": assistant},
-        ],
-        chat_template=chat_template,
-        tokenize=False,
-    )
-    for fixed in (*_PROBE, *_special_strings(tokenizer)):
-        rendered = rendered.replace(fixed, " ")
-    leftover = re.sub(r"\b(system|user|assistant)\b", " ", rendered)
-    return bool(re.sub(r"[\s:|<>/\[\]]+", "", leftover))
-
-
-def chat_template_for(tokenizer: Any) -> str:
-    """The chat template used for training and generation with this tokenizer."""
-    vocab = tokenizer.get_vocab()
-    llama3 = all(token in vocab for token in _LLAMA3_TOKENS)
-    try:
-        template = tokenizer.get_chat_template()
-    except ValueError as exc:
-        if llama3:
-            return COMPACT_LLAMA3_TEMPLATE
-        raise InvalidInput(
-            "the tokenizer has no chat template; use a chat (instruct) model"
-        ) from exc
-    if not template_injects_text(tokenizer, template):
-        return template
-    if llama3:
-        return COMPACT_LLAMA3_TEMPLATE
-    # A template we cannot shorten safely: keep it; it costs tokens but stays correct.
-    return template
-
-
-def render_chat(
-    tokenizer: Any,
-    messages: list[dict[str, str]],
-    *,
-    add_generation_prompt: bool,
-    chat_template: str | None = None,
-) -> str:
-    """Render ``messages`` as text with the template ``chat_template_for`` chooses."""
-    return tokenizer.apply_chat_template(
-        messages,
-        chat_template=chat_template or chat_template_for(tokenizer),
-        tokenize=False,
-        add_generation_prompt=add_generation_prompt,
-    )
+from app.hf.chat_template import render_chat
+from app.models.review_prompt import review_messages
 
 
 def render_review_prompt(
@@ -115,9 +16,3 @@ def render_review_prompt(
     return render_chat(
         tokenizer, review_messages(rating, scale, subject), add_generation_prompt=True
     )
-
-
-def _special_strings(tokenizer: Any) -> list[str]:
-    specials = set(tokenizer.all_special_tokens)
-    specials.update(str(t) for t in tokenizer.added_tokens_decoder.values())
-    return sorted(specials, key=len, reverse=True)

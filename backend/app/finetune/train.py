@@ -1,7 +1,8 @@
 """The LoRA / QLoRA training recipe: ``setup()`` → ``train()`` → ``save()``.
 
-Read top to bottom: the loss, then the three steps; the knobs, each with its default and what it
-does, are ``TrainConfig`` in ``train_config.py``. ``run_training(config)`` is what
+Read top to bottom: ``setup`` in its steps (data, model, optimizer, resumed progress, the run's
+record), then the loop, then saving. The model and the reply-only loss are ``model.py``; the
+knobs, each with its default and what it does, are ``TrainConfig`` in ``train_config.py``. ``run_training(config)`` is what
 ``rag finetune train`` calls.
 
 What it does beyond a plain PEFT loop, and why:
@@ -27,10 +28,7 @@ FSDP config (``deploy/accelerate/fsdp.yaml``) the base is also split across the 
 
 from __future__ import annotations
 
-import json
 import math
-import platform
-import shlex
 import time
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
@@ -38,7 +36,6 @@ from pathlib import Path
 from typing import Any
 
 import torch
-import torch.nn.functional as F
 
 from app.core.errors import InvalidInput, NotFound
 from app.core.logger import get_logger
@@ -52,78 +49,26 @@ from app.finetune.checkpoint import (
 )
 from app.finetune.examples import PreparedData, prepare_examples
 from app.finetune.governor import LoadGovernor
-from app.finetune.packing import (
-    Batch,
-    DataPosition,
-    RowStream,
-    collate,
-    epoch_order,
-    pack_rows,
+from app.finetune.model import (
+    ReplyLoss,
+    check_loss_matches_model,
+    load_model,
+    load_tokenizer,
 )
-from app.finetune.peft_compat import peft_deprecations_silenced
-from app.finetune.prompts import COMPACT_LLAMA3_TEMPLATE, chat_template_for
+from app.finetune.packing import DataPosition, RowStream, collate
+from app.finetune.run_files import (
+    LOG_FILE,
+    append_log,
+    run_record,
+    truncate_log,
+    write_json,
+)
 from app.finetune.sharding import fsdp_plugin, shard
 from app.finetune.train_config import RUN_FILE, TrainConfig
-from app.hf.quantization import set_4bit_layout
+from app.hf.chat_template import chat_template_for
+from app.hf.tokens import pad_token_id
 
 log = get_logger("finetune.train")
-
-LOG_FILE = "train_log.jsonl"
-
-
-def token_loss_sum(model: Any, batch: Batch) -> torch.Tensor:
-    """Sum of next-token cross-entropy over the reply tokens.
-
-    Logits are computed only at the positions that predict a reply token: with a large
-    vocabulary the output layer is a big share of the compute, and most positions are prompt.
-    """
-    hidden = model.get_decoder()(
-        input_ids=batch.input_ids,
-        attention_mask=_attention_mask(model, batch.attention_mask),
-        position_ids=batch.position_ids,
-        use_cache=False,
-    ).last_hidden_state
-    logits = model.get_output_embeddings()(hidden[batch.loss_rows, batch.loss_cols])
-    return F.cross_entropy(logits.float(), batch.loss_targets, reduction="sum")
-
-
-class ReplyLoss(torch.nn.Module):
-    """``token_loss_sum`` as a module: the one call the loop makes, and the root that FSDP shards
-    (its forward is where the embeddings and output layer are gathered)."""
-
-    def __init__(self, model: Any) -> None:
-        super().__init__()
-        self.model = model
-
-    def forward(self, batch: Batch, *, model_loss: bool = False) -> torch.Tensor:
-        """The summed reply-token loss; with ``model_loss``, the model's own mean loss instead."""
-        if not model_loss:
-            return token_loss_sum(self.model, batch)
-        return self.model(
-            input_ids=batch.input_ids,
-            attention_mask=batch.attention_mask,
-            position_ids=batch.position_ids,
-            labels=batch.labels(),
-            use_cache=False,
-        ).loss
-
-
-def _attention_mask(model: Any, mask: torch.Tensor | None) -> torch.Tensor | None:
-    """The batch's mask in the form the model's attention takes: SDPA reads a boolean 4-D mask
-    as is; eager attention adds it, so it needs 0 / -inf."""
-    if mask is None or mask.dim() != 4:
-        return mask
-    implementation = model.config._attn_implementation
-    if implementation == "sdpa":
-        return mask
-    if implementation == "eager":
-        dtype = model.get_input_embeddings().weight.dtype
-        additive = torch.zeros(mask.shape, dtype=dtype, device=mask.device)
-        return additive.masked_fill(~mask, torch.finfo(dtype).min)
-    raise InvalidInput(
-        f"--packing share needs sdpa or eager attention, not {implementation}; "
-        "use --packing pack (FlashAttention reads packed rows from the position ids)"
-    )
 
 
 @dataclass
@@ -163,13 +108,13 @@ def run_training(config: TrainConfig, *, resume: bool = False) -> Path:
 
 
 def setup(config: TrainConfig, *, resume: bool = False) -> Run:
-    """Apply the governor, prepare data, load the model with its adapter, build the optimizer."""
+    """Apply the governor, prepare data, load the model with its adapter, build the optimizer,
+    restore a resumed run's progress and record the run."""
     from accelerate import Accelerator
-    from transformers import get_cosine_schedule_with_warmup
 
     # First, so every thread and worker started below inherits the limits.
     governor = LoadGovernor(config.governor)
-    applied = governor.apply()
+    governor_applied = governor.apply()
     accelerator = Accelerator(cpu=not torch.cuda.is_available())
     plugin = fsdp_plugin(accelerator)
     if plugin is not None:
@@ -178,42 +123,17 @@ def setup(config: TrainConfig, *, resume: bool = False) -> Run:
     output.mkdir(parents=True, exist_ok=True)
     torch.manual_seed(config.seed)
 
-    tokenizer = _load_tokenizer(config.model)
+    tokenizer = load_tokenizer(config.model)
     chat_template = chat_template_for(tokenizer)
-    data = prepare_examples(
-        Path(config.data),
-        config.data_options,
-        tokenizer,
-        chat_template=chat_template,
-        max_seq_len=config.max_seq_len,
-        cache_dir=Path(config.cache_dir) if config.cache_dir else output / "cache",
-    )
-    log.info("data %s", data.report.summary())
-
-    model, dtype = _load_model(config, accelerator.device, sharded=plugin is not None)
-    stream = RowStream(
-        data.examples, seed=config.seed, row_len=config.max_seq_len, packing=config.packing
-    )
-    rows_per_step = config.micro_batch_size * config.grad_accum
-    total_steps = config.max_steps or math.ceil(
-        config.epochs * stream.rows_per_epoch / rows_per_step
-    )
+    data = _setup_data(config, tokenizer, chat_template)
     checkpoint = latest_resumable(output) if resume else None
     if resume and checkpoint is None:
         raise NotFound(f"no checkpoint with optimizer state under {output}; start a new run")
-    if checkpoint is not None:
-        load_adapter(checkpoint, model)
-    loss_module = ReplyLoss(model)
-    if plugin is not None:
-        shard(loss_module, model, plugin, device=accelerator.device, compute_dtype=dtype)
-    _check_loss_matches_model(loss_module, config, tokenizer, data, accelerator.device)
-
-    # Built after sharding: FSDP replaces the parameters with their shards.
-    trainable = [p for p in model.parameters() if p.requires_grad]
-    optimizer = torch.optim.AdamW(trainable, lr=config.lr, weight_decay=config.weight_decay)
-    scheduler = get_cosine_schedule_with_warmup(
-        optimizer, round(config.warmup_ratio * total_steps), total_steps
+    model, loss_module, dtype = _setup_model(
+        config, accelerator, plugin, tokenizer, data, checkpoint
     )
+    stream, total_steps = _setup_stream(config, data)
+    optimizer, scheduler = _setup_optimizer(config, model, total_steps)
     run = Run(
         config=config,
         model=model,
@@ -230,53 +150,103 @@ def setup(config: TrainConfig, *, resume: bool = False) -> Run:
         total_steps=total_steps,
     )
     if checkpoint is not None:
-        state = load_training_state(
-            checkpoint, model=model, optimizer=optimizer, scheduler=scheduler
-        )
-        run.step, run.tokens, run.positions = state["step"], state["tokens"], state["positions"]
-        run.elapsed_s, run.cpu_s = state["elapsed_s"], state["cpu_s"]
-        stream.seek(DataPosition(**state["position"]))
-        if accelerator.is_main_process:
-            _truncate_log(output / LOG_FILE, run.step)
-        log.info("resumed from %s (step %d of %d)", checkpoint.name, run.step, total_steps)
+        _restore_progress(run, checkpoint)
     elif (output / LOG_FILE).exists() and accelerator.is_main_process:
         (output / LOG_FILE).unlink()
+    _record_start(run, dtype, governor_applied)
+    return run
 
-    trainable_count = sum(p.numel() for p in trainable)
-    total_count = sum(p.numel() for p in model.parameters())
-    run.record = {
-        "base_model": config.model,
-        "method": config.method,
-        "data": str(Path(config.data).resolve()),
-        "data_hash": data.data_hash,
-        "examples_cache_key": data.cache_key,
-        "data_report": data.report.to_dict(),
-        "chat_template": "compact-llama3" if chat_template == COMPACT_LLAMA3_TEMPLATE else "model",
-        "config": _jsonable(asdict(config)),
-        "total_steps": total_steps,
-        "rows_per_epoch": stream.rows_per_epoch,
-        "trainable_params": trainable_count,
-        "total_params": total_count,
-        "device": str(accelerator.device),
-        "processes": accelerator.num_processes,
-        "sharding": "fsdp" if plugin is not None else "none",
-        "dtype": str(dtype).removeprefix("torch."),
-        "governor_applied": applied,
-        "versions": _versions(),
-        "resume_command": resume_command(output),
-        "started_at": datetime.now(UTC).isoformat(timespec="seconds"),
-    }
-    if accelerator.is_main_process:
-        _write_json(output / RUN_FILE, run.record)
+
+def _setup_data(config: TrainConfig, tokenizer: Any, chat_template: str) -> PreparedData:
+    """Read, filter and tokenise the reviews (from the cache when it holds them)."""
+    output = Path(config.output)
+    data = prepare_examples(
+        Path(config.data),
+        config.data_options,
+        tokenizer,
+        chat_template=chat_template,
+        max_seq_len=config.max_seq_len,
+        cache_dir=Path(config.cache_dir) if config.cache_dir else output / "cache",
+    )
+    log.info("data %s", data.report.summary())
+    return data
+
+
+def _setup_model(
+    config: TrainConfig,
+    accelerator: Any,
+    plugin: Any,
+    tokenizer: Any,
+    data: PreparedData,
+    checkpoint: Path | None,
+) -> tuple[Any, ReplyLoss, torch.dtype]:
+    """The base with its adapter (the checkpoint's, when resuming), wrapped in the loss, sharded
+    when FSDP is on, and checked against the model's own loss."""
+    model, dtype = load_model(config, accelerator.device, sharded=plugin is not None)
+    if checkpoint is not None:
+        load_adapter(checkpoint, model)
+    loss_module = ReplyLoss(model)
+    if plugin is not None:
+        shard(loss_module, model, plugin, device=accelerator.device, compute_dtype=dtype)
+    check_loss_matches_model(loss_module, config, tokenizer, data, accelerator.device)
+    return model, loss_module, dtype
+
+
+def _setup_stream(config: TrainConfig, data: PreparedData) -> tuple[RowStream, int]:
+    """The rows in training order, and how many optimizer steps the run takes."""
+    stream = RowStream(
+        data.examples, seed=config.seed, row_len=config.max_seq_len, packing=config.packing
+    )
+    rows_per_step = config.micro_batch_size * config.grad_accum
+    total_steps = config.max_steps or math.ceil(
+        config.epochs * stream.rows_per_epoch / rows_per_step
+    )
+    return stream, total_steps
+
+
+def _setup_optimizer(
+    config: TrainConfig, model: Any, total_steps: int
+) -> tuple[torch.optim.Optimizer, Any]:
+    """AdamW over the adapter's parameters, with linear warm-up then cosine decay.
+
+    Built after sharding: FSDP replaces the parameters with their shards.
+    """
+    from transformers import get_cosine_schedule_with_warmup
+
+    trainable = [p for p in model.parameters() if p.requires_grad]
+    optimizer = torch.optim.AdamW(trainable, lr=config.lr, weight_decay=config.weight_decay)
+    scheduler = get_cosine_schedule_with_warmup(
+        optimizer, round(config.warmup_ratio * total_steps), total_steps
+    )
+    return optimizer, scheduler
+
+
+def _restore_progress(run: Run, checkpoint: Path) -> None:
+    """Optimizer, scheduler, RNG, counters and data position as they were at ``checkpoint``."""
+    state = load_training_state(
+        checkpoint, model=run.model, optimizer=run.optimizer, scheduler=run.scheduler
+    )
+    run.step, run.tokens, run.positions = state["step"], state["tokens"], state["positions"]
+    run.elapsed_s, run.cpu_s = state["elapsed_s"], state["cpu_s"]
+    run.stream.seek(DataPosition(**state["position"]))
+    if run.accelerator.is_main_process:
+        truncate_log(Path(run.config.output) / LOG_FILE, run.step)
+    log.info("resumed from %s (step %d of %d)", checkpoint.name, run.step, run.total_steps)
+
+
+def _record_start(run: Run, dtype: torch.dtype, governor_applied: list[str]) -> None:
+    """Write ``run.json`` as the run starts, and say how to resume it."""
+    run.record = run_record(run, dtype, governor_applied)
+    if run.accelerator.is_main_process:
+        write_json(Path(run.config.output) / RUN_FILE, run.record)
     log.info(
         "training %s params of %s (%.2f%%), %d steps; resume with: %s",
-        f"{trainable_count:,}",
-        f"{total_count:,}",
-        100 * trainable_count / total_count,
-        total_steps,
+        f"{run.record['trainable_params']:,}",
+        f"{run.record['total_params']:,}",
+        100 * run.record["trainable_params"] / run.record["total_params"],
+        run.total_steps,
         run.record["resume_command"],
     )
-    return run
 
 
 def train(run: Run) -> None:
@@ -285,10 +255,7 @@ def train(run: Run) -> None:
 
     config, model, accelerator = run.config, run.model, run.accelerator
     output = Path(config.output)
-    rank, world = accelerator.process_index, accelerator.num_processes
-    pad_id = run.tokenizer.pad_token_id
-    if pad_id is None:
-        pad_id = run.tokenizer.eos_token_id
+    pad_id = pad_token_id(run.tokenizer)
     trainable = [p for p in model.parameters() if p.requires_grad]
     model.train()
 
@@ -303,33 +270,7 @@ def train(run: Run) -> None:
     while run.step < run.total_steps:
         step_start, step_cpu = time.perf_counter(), time.process_time()
         with run.governor.step():
-            rows = run.stream.take(config.micro_batch_size * config.grad_accum)
-            # Every process plans the same rows, so all know the step's label count: dividing
-            # by it makes the summed gradients equal those of one process doing all the rows.
-            replies = run.data.examples.response_lengths
-            label_tokens = sum(int(replies[seg.examples].sum()) for row in rows for seg in row)
-            mine = rows[rank::world]
-            loss_value = torch.zeros((), device=accelerator.device)
-            step_counts = torch.zeros(2, dtype=torch.long)  # tokens, positions
-            for start in range(0, len(mine), config.micro_batch_size):
-                batch = collate(
-                    run.data.examples, mine[start : start + config.micro_batch_size], pad_id
-                ).to(accelerator.device)
-                loss = run.loss_module(batch) / label_tokens
-                loss.backward()
-                loss_value += loss.detach()
-                step_counts += torch.tensor([batch.tokens, batch.input_ids.numel()])
-            if world > 1:
-                if not run.sharded:  # FSDP sums a sharded model's gradients during backward
-                    for param in trainable:
-                        if param.grad is not None:
-                            param.grad = accelerator.reduce(param.grad, reduction="sum")
-                loss_value = accelerator.reduce(loss_value, reduction="sum")
-                step_counts = accelerator.reduce(step_counts.to(accelerator.device), "sum").cpu()
-            torch.nn.utils.clip_grad_norm_(trainable, config.max_grad_norm)
-            run.optimizer.step()
-            run.scheduler.step()
-            run.optimizer.zero_grad(set_to_none=True)
+            loss_value, step_counts = _optimizer_step(run, trainable, pad_id)
         run.step += 1
         step_tokens, step_positions = (int(n) for n in step_counts)
         run.tokens += step_tokens
@@ -346,7 +287,7 @@ def train(run: Run) -> None:
             window_tokens, window_start = 0, now
             bar.set_postfix(loss=f"{loss_item:.4f}", tok_s=f"{tokens_per_s:,.0f}")
             if accelerator.is_main_process:
-                _append_log(
+                append_log(
                     output / LOG_FILE,
                     {
                         "step": run.step,
@@ -360,6 +301,45 @@ def train(run: Run) -> None:
         if run.step % config.save_every == 0 and run.step < run.total_steps:
             _save_checkpoint(run)
     bar.close()
+
+
+def _optimizer_step(
+    run: Run, trainable: list[torch.Tensor], pad_id: int
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Accumulate this process's share of one step's rows, sum across processes, clip, step.
+
+    Returns the step's loss and its (tokens, positions) counts, both summed over the processes.
+    """
+    config, accelerator = run.config, run.accelerator
+    rank, world = accelerator.process_index, accelerator.num_processes
+    rows = run.stream.take(config.micro_batch_size * config.grad_accum)
+    # Every process plans the same rows, so all know the step's label count: dividing by it
+    # makes the summed gradients equal those of one process doing all the rows.
+    replies = run.data.examples.response_lengths
+    label_tokens = sum(int(replies[seg.examples].sum()) for row in rows for seg in row)
+    mine = rows[rank::world]
+    loss_value = torch.zeros((), device=accelerator.device)
+    step_counts = torch.zeros(2, dtype=torch.long)  # tokens, positions
+    for start in range(0, len(mine), config.micro_batch_size):
+        batch = collate(
+            run.data.examples, mine[start : start + config.micro_batch_size], pad_id
+        ).to(accelerator.device)
+        loss = run.loss_module(batch) / label_tokens
+        loss.backward()
+        loss_value += loss.detach()
+        step_counts += torch.tensor([batch.tokens, batch.input_ids.numel()])
+    if world > 1:
+        if not run.sharded:  # FSDP sums a sharded model's gradients during backward
+            for param in trainable:
+                if param.grad is not None:
+                    param.grad = accelerator.reduce(param.grad, reduction="sum")
+        loss_value = accelerator.reduce(loss_value, reduction="sum")
+        step_counts = accelerator.reduce(step_counts.to(accelerator.device), "sum").cpu()
+    torch.nn.utils.clip_grad_norm_(trainable, config.max_grad_norm)
+    run.optimizer.step()
+    run.scheduler.step()
+    run.optimizer.zero_grad(set_to_none=True)
+    return loss_value, step_counts
 
 
 def save(run: Run) -> Path:
@@ -391,14 +371,9 @@ def save(run: Run) -> Path:
                 },
             }
         )
-        _write_json(output / RUN_FILE, run.record)
+        write_json(output / RUN_FILE, run.record)
     log.info("adapter saved to %s", output)
     return output
-
-
-def resume_command(output: Path) -> str:
-    """The command that continues this run after an interruption."""
-    return f"rag finetune train --output {shlex.quote(str(output))} --resume"
 
 
 def _assembles(run: Run) -> bool:
@@ -433,68 +408,6 @@ def _save_checkpoint(run: Run) -> None:
     )
 
 
-def _load_tokenizer(model_id: str) -> Any:
-    from transformers import AutoTokenizer
-
-    try:
-        return AutoTokenizer.from_pretrained(model_id)
-    except OSError as exc:
-        raise NotFound(f"cannot load a tokenizer from {model_id!r}: {exc}") from exc
-
-
-def _load_model(
-    config: TrainConfig, device: torch.device, *, sharded: bool = False
-) -> tuple[Any, torch.dtype]:
-    """The frozen base (full precision or 4-bit) with a fresh LoRA adapter on it.
-
-    A model that will be sharded stays on the CPU: sharding moves each process's part to
-    ``device``.
-    """
-    from peft import LoraConfig, get_peft_model, prepare_model_for_kbit_training
-    from transformers import AutoModelForCausalLM, BitsAndBytesConfig
-
-    # bf16 where the GPU computes in it natively; fp32 on CPU, where bf16 matmuls are slow.
-    cuda_bf16 = device.type == "cuda" and torch.cuda.is_bf16_supported()
-    dtype = torch.bfloat16 if cuda_bf16 else torch.float32
-    kwargs: dict[str, Any] = {"dtype": dtype}
-    if config.method == "qlora":
-        kwargs["quantization_config"] = BitsAndBytesConfig(
-            load_in_4bit=True,
-            bnb_4bit_quant_type="nf4",
-            bnb_4bit_use_double_quant=True,
-            bnb_4bit_compute_dtype=dtype,
-        )
-        kwargs["device_map"] = {"": device}
-    try:
-        model = AutoModelForCausalLM.from_pretrained(config.model, **kwargs)
-    except OSError as exc:
-        raise NotFound(f"cannot load model {config.model!r}: {exc}") from exc
-    if config.method == "qlora":
-        # Checkpointing is enabled below, the same way for both methods (non-reentrant, which
-        # needs no input-grad hook).
-        model = prepare_model_for_kbit_training(model, use_gradient_checkpointing=False)
-        # Before the loss check runs the model in eval mode: a 4-bit layer repacked for
-        # inference there would have no backward.
-        set_4bit_layout(model, "training")
-    elif not sharded:
-        model.to(device)
-    if config.gradient_checkpointing:
-        model.activation_checkpointing_enable({"use_reentrant": False})
-    model.config.use_cache = False
-    lora = LoraConfig(
-        r=config.lora_r,
-        lora_alpha=config.lora_alpha,
-        lora_dropout=config.lora_dropout,
-        target_modules=list(config.target_modules) if config.target_modules else "all-linear",
-        task_type="CAUSAL_LM",
-    )
-    try:
-        with peft_deprecations_silenced():
-            return get_peft_model(model, lora), dtype
-    except ValueError as exc:
-        raise InvalidInput(f"cannot attach LoRA to {config.model}: {exc}") from exc
-
-
 def check_shardable(config: TrainConfig, processes: int) -> None:
     """Refuse, before anything loads, a run that FSDP cannot split over ``processes``."""
     if config.method == "qlora":
@@ -510,75 +423,3 @@ def check_shardable(config: TrainConfig, processes: int) -> None:
             f"with FSDP, --micro-batch-size x --grad-accum ({rows}) must be a multiple of the "
             f"number of processes ({processes})"
         )
-
-
-def _check_loss_matches_model(
-    loss_module: ReplyLoss,
-    config: TrainConfig,
-    tokenizer: Any,
-    data: PreparedData,
-    device: torch.device,
-) -> None:
-    """Check once that the reply-only loss equals the model's own loss on real examples.
-
-    ``token_loss_sum`` skips the model's head for unlabelled positions; a model that post-processes
-    its logits (soft-capping, scaling) would silently train on a different loss.
-    """
-    examples = data.examples
-    order = epoch_order(len(examples), config.seed, 0)[:8]
-    rows = pack_rows(examples, order, config.max_seq_len, share=False)[:1]
-    pad_id = tokenizer.pad_token_id
-    batch = collate(examples, rows, tokenizer.eos_token_id if pad_id is None else pad_id)
-    batch = batch.to(device)
-    loss_module.eval()
-    with torch.no_grad():
-        ours = loss_module(batch).item() / batch.label_tokens
-        theirs = loss_module(batch, model_loss=True).item()
-    loss_module.train()
-    if not math.isclose(ours, theirs, rel_tol=2e-2, abs_tol=1e-3):
-        raise InvalidInput(
-            f"{config.model} computes its loss differently ({theirs:.4f}) from the "
-            f"reply-only loss ({ours:.4f}); this trainer supports Llama-style causal LMs"
-        )
-
-
-def _truncate_log(path: Path, step: int) -> None:
-    """Drop log lines past the checkpoint: the resumed run writes them again."""
-    if not path.exists():
-        return
-    lines = path.read_text(encoding="utf-8").splitlines()
-    kept = [line for line in lines if line.strip() and json.loads(line)["step"] <= step]
-    path.write_text("".join(line + "\n" for line in kept), encoding="utf-8")
-
-
-def _append_log(path: Path, entry: dict[str, Any]) -> None:
-    with path.open("a", encoding="utf-8") as f:
-        f.write(json.dumps(entry) + "\n")
-
-
-def _write_json(path: Path, data: dict[str, Any]) -> None:
-    partial = path.with_name(f".{path.name}.tmp")
-    partial.write_text(json.dumps(data, indent=2, ensure_ascii=False), encoding="utf-8")
-    partial.replace(path)
-
-
-def _jsonable(value: Any) -> Any:
-    if isinstance(value, dict):
-        return {k: _jsonable(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_jsonable(v) for v in value]
-    if isinstance(value, Path):
-        return str(value)
-    return value
-
-
-def _versions() -> dict[str, str]:
-    from importlib.metadata import PackageNotFoundError, version
-
-    versions = {"python": platform.python_version()}
-    for package in ("torch", "transformers", "peft", "accelerate", "bitsandbytes", "tokenizers"):
-        try:
-            versions[package] = version(package)
-        except PackageNotFoundError:
-            continue
-    return versions

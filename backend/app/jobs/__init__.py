@@ -11,6 +11,7 @@ went silent. Modules:
 - ``queue``: the procrastinate side (its schema, the task, the retry rules).
 - ``ingest``: what a worker does with an ingest job, file by file.
 - ``worker``: the worker loop (``rag worker``), with takeover of stalled jobs.
+- ``retention``: the workers' periodic deletion of jobs that ended long ago.
 - ``processes``: the worker processes ``rag serve`` starts, restarts and stops with itself.
 - ``events``: following one job as it changes (PostgreSQL LISTEN/NOTIFY).
 """

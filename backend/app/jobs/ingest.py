@@ -5,6 +5,9 @@ The results are those of the synchronous upload, one list per file (``filename``
 ``rejected`` with the error's HTTP status kept beside it (``status``), so that an upload that
 waited for its job can answer as it always did.
 
+The payload names the ``collection`` and whether the files replace what they held before
+(``replace``: documents a file no longer holds are removed; without it a file adds and updates).
+
 Progress counts documents: a file counts as one until the indexer says how many documents it
 holds. Every progress report also asks whether the job is cancelled; if it is, the report
 raises ``JobCancelled`` inside the indexer, which stops and leaves the store as it was, and the
@@ -86,11 +89,14 @@ class IngestRunner:
         pending = self._jobs.pending_files(job_id)
         log.info("job %s: running (%d files to do)", job_id, len(pending))
         collection = job.payload.get("collection")
+        replace = bool(job.payload.get("replace", False))
         done, total = job.progress["done"], job.progress["total"]
         try:
             for position in pending:
                 self._check(job_id, lease, done, total)
-                results, units = self._ingest(job_id, lease, position, collection, done, total)
+                results, units = self._ingest(
+                    job_id, lease, position, collection, replace, done, total
+                )
                 done, total = done + units, total + units - 1
                 self._jobs.settle_file(job_id, lease, position, results, done, total)
             self._jobs.finish(job_id, lease, "succeeded")
@@ -132,6 +138,7 @@ class IngestRunner:
         lease: str,
         position: int,
         collection: str | None,
+        replace: bool,
         done: int,
         total: int,
     ) -> tuple[list[dict[str, Any]], int]:
@@ -154,7 +161,11 @@ class IngestRunner:
 
         try:
             outcomes = self._indexer.ingest_bytes(
-                file.filename, file.data, collection=collection, progress=on_documents
+                file.filename,
+                file.data,
+                collection=collection,
+                progress=on_documents,
+                replace=replace,
             )
         except (Unavailable, JobCancelled, WorkerStopping, LeaseLost):
             raise

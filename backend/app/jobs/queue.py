@@ -24,6 +24,11 @@ from psycopg import sql
 from app.core.errors import DatabaseUnavailable
 
 KINDS = ("ingest",)
+# Housekeeping tasks (deleting old jobs) have a queue of their own, served by every worker.
+MAINTENANCE_QUEUE = "maintenance"
+# A periodic task missed by at most this much is run when a worker starts: with the hourly
+# housekeeping, each worker start runs it once.
+PERIODIC_MAX_DELAY_S = 3600
 # The lock that migrations take: the queue's tables are installed in turn with them.
 _LOCK_NAME = "rag.migrate"
 _SCHEMA_MARK = f"procrastinate {procrastinate.__version__}"
@@ -98,7 +103,21 @@ def worker_app(conninfo: str, schema: str, *, pool_max: int) -> procrastinate.Ap
         max_size=pool_max,
         kwargs={"application_name": "rag-worker", "options": f"-c search_path={schema}"},
     )
-    return procrastinate.App(connector=connector)
+    return procrastinate.App(
+        connector=connector, periodic_defaults={"max_delay": PERIODIC_MAX_DELAY_S}
+    )
+
+
+def live_workers(conn: psycopg.Connection, within_s: float) -> int:
+    """Workers whose last heartbeat is at most ``within_s`` old. Every worker serves every
+    kind's queue, so any of them serves a new job."""
+    row = conn.execute(
+        "SELECT count(*) FROM procrastinate_workers"
+        " WHERE last_heartbeat > now() - make_interval(secs => %s)",
+        (within_s,),
+    ).fetchone()
+    assert row is not None
+    return int(row[0])
 
 
 class _Retry(BaseRetryStrategy):

@@ -24,11 +24,12 @@ from typing import Any, Literal
 import psycopg
 from procrastinate.exceptions import ConnectorException
 from psycopg.types.json import Jsonb
-from psycopg_pool import ConnectionPool, PoolClosed, PoolTimeout
+from psycopg_pool import ConnectionPool
 
 from app.core.errors import Conflict, DatabaseUnavailable, InvalidInput, NotFound
 from app.jobs import queue
-from app.retriever.database import describe_conninfo
+from app.retriever.connections import DRIVER_FAILURES, database_errors, database_failed
+from app.retriever.embedded_postgres import describe_conninfo
 
 JobStatus = Literal["queued", "running", "succeeded", "failed", "cancelled"]
 FINAL_STATUSES: frozenset[str] = frozenset({"succeeded", "failed", "cancelled"})
@@ -262,6 +263,11 @@ class JobStore:
         assert job is not None
         return job_from_row(job)
 
+    def live_workers(self, within_s: float) -> int:
+        """Workers, on any machine, whose last heartbeat is at most ``within_s`` old."""
+        with self._connection() as conn:
+            return queue.live_workers(conn, within_s)
+
     # ----- the worker's side -----------------------------------------------------------------
 
     def claim(self, job_id: str) -> tuple[Job, str] | None:
@@ -383,21 +389,11 @@ class JobStore:
     @contextmanager
     def _translate_errors(self) -> Iterator[None]:
         try:
-            yield
-        except (PoolTimeout, PoolClosed):
-            raise DatabaseUnavailable(
-                f"No database connection to {self._where} within {self._connect_timeout_s:g} s; "
-                "is PostgreSQL running?"
-            ) from None
-        except (psycopg.OperationalError, psycopg.InterfaceError) as exc:
-            raise self._unavailable(exc) from exc
+            with database_errors(self._where, connect_timeout_s=self._connect_timeout_s):
+                yield
         # The queue wraps the driver's errors in its own.
         except ConnectorException as exc:
             cause = exc.__cause__
-            if isinstance(cause, psycopg.OperationalError | psycopg.InterfaceError):
-                raise self._unavailable(cause) from exc
+            if isinstance(cause, DRIVER_FAILURES):
+                raise database_failed(self._where, cause) from exc
             raise
-
-    def _unavailable(self, exc: Exception) -> DatabaseUnavailable:
-        detail = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        return DatabaseUnavailable(f"The database at {self._where} failed: {detail}")

@@ -6,6 +6,8 @@ jobs whose worker has been silent for ``stalled_after_s`` (killed, or its machin
 them back on the queue, where any worker, this one included, resumes them from their last
 stored file.
 
+Every worker also runs the hourly deletion of old finished jobs (``retention``).
+
 SIGTERM or SIGINT stops the worker: it fetches no new job, and its running jobs hand
 themselves back to the queue at their next progress report. Whatever has not stopped after
 ``shutdown_grace_s`` is cut short by exiting; those jobs are then taken over like a dead
@@ -26,7 +28,7 @@ from procrastinate import exceptions as queue_errors
 
 from app.core.config import JobsSettings
 from app.core.logger import get_logger
-from app.jobs import queue
+from app.jobs import queue, retention
 from app.retriever.parsing import stop_parsing
 
 log = get_logger(__name__)
@@ -57,7 +59,7 @@ async def _run(app: procrastinate.App, settings: JobsSettings, concurrency: int)
         watcher = asyncio.create_task(_retry_stalled(app, settings), name="retry-stalled")
         try:
             await app.run_worker_async(
-                queues=list(queue.KINDS),
+                queues=[*queue.KINDS, queue.MAINTENANCE_QUEUE],
                 concurrency=concurrency,
                 update_heartbeat_interval=settings.heartbeat_s,
                 stalled_worker_timeout=settings.stalled_after_s,
@@ -81,6 +83,7 @@ def run_worker(
     parent_pid: int | None = None,
 ) -> None:
     """Run the worker until SIGTERM / SIGINT (or, with ``parent_pid``, that process's end)."""
+    retention.register(app, settings.retention_days)
     loop = asyncio.new_event_loop()
     main = loop.create_task(_run(app, settings, concurrency))
 

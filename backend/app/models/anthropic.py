@@ -26,10 +26,10 @@ class AnthropicLLM:
 
     def __init__(self, settings: LLMSettings) -> None:
         self._settings = settings
-        self._model = settings.anthropic_model
-        self._address = settings.anthropic_base_url or _OFFICIAL_ADDRESS
+        self._model = settings.anthropic.model
+        self._address = settings.anthropic.base_url or _OFFICIAL_ADDRESS
         self._client = anthropic.AsyncAnthropic(
-            api_key=settings.anthropic_api_key.get_secret_value(),
+            api_key=settings.anthropic.api_key.get_secret_value(),
             base_url=self._address,
             timeout=settings.timeout_s,
             max_retries=settings.max_retries,

@@ -1,10 +1,10 @@
 """The honest offline default "LLM": it quotes the source sentences that best answer the question.
 
-It reads exactly what a remote model would see: the numbered sources and the question that
-``pipelines/prompts.py`` wrote into the last user message. Each source is cut into quotable units:
-its sentences (Kiwi, via ``retriever/korean.py``), an overlong sentence cut at line breaks or
-spaces, and each row of a table (lines of ``|``- or tab-separated cells, as the document loaders
-write tables). A unit scores the share of the question's content morphemes it contains, each
+It reads exactly what a remote model would see: the numbered sources and the question the pipeline
+wrote into the last user message, in the format of ``models/rag_format.py``. Each source is cut into
+quotable units: its sentences (Kiwi, via ``text/korean.py``), an overlong sentence cut at line
+breaks or spaces, and each row of a table (lines of ``|``- or tab-separated cells, as the document
+loaders write tables). A unit scores the share of the question's content morphemes it contains, each
 weighted by how rare it is among the units; a table row also counts its table's header words, but
 only when the row itself matches. The 1-3 best units are quoted, each followed by its ``[n]``; a
 text that several sources share is quoted once, under the best-ranked of them.
@@ -26,8 +26,8 @@ from dataclasses import dataclass
 from difflib import SequenceMatcher
 
 from app.models.base import ChatMessage, GenerationOptions
-from app.pipelines.prompts import NO_ANSWER_KO, PromptSource, parse_question, parse_sources
-from app.retriever.korean import Analysis, analyse, search_tokens
+from app.models.rag_format import NO_ANSWER_KO, PromptSource, parse_question, parse_sources
+from app.text.korean import Analysis, analyse, search_tokens
 
 NO_ANSWER_EN = "I could not find the answer in the provided documents."
 RELEVANCE_FLOOR = 0.4

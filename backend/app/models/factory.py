@@ -49,7 +49,7 @@ def shares_local_base(settings: Settings) -> bool:
         settings.llm.provider == "local"
         and role.provider == "local"
         and role.model is not None
-        and same_model(settings.llm.local_model, role.model)
+        and same_model(settings.llm.local.model, role.model)
     )
 
 
@@ -173,8 +173,8 @@ def _openai_embedder(settings: EmbeddingSettings, llm: LLMSettings | None) -> Em
         from app.models.openai_embeddings import OpenAIEmbedder
     except ImportError as error:
         raise _missing("EMBEDDING_PROVIDER=openai", "pip install openai", error) from error
-    key = llm.openai_api_key.get_secret_value().strip() if llm else ""
-    base_url = llm.openai_base_url if llm else None
+    key = llm.openai.api_key.get_secret_value().strip() if llm else ""
+    base_url = llm.openai.base_url if llm else None
     if llm is None or (base_url is None and not key):
         raise ModelUnavailable(
             "EMBEDDING_PROVIDER=openai needs OPENAI_API_KEY (or OPENAI_BASE_URL for a local server)."

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 from app.core.errors import ModelUnavailable
 from app.models.base import ChatMessage, GenerationOptions
-from app.pipelines.prompts import NO_ANSWER_KO, is_rag_prompt, parse_question, parse_sources
+from app.models.rag_format import NO_ANSWER_KO, is_rag_prompt, parse_question, parse_sources
 
 _SENTENCE_END = re.compile(r"(?<=[.!?。])\s+")
 _PIECE = re.compile(r"\S+\s*|\s+")

@@ -5,7 +5,8 @@ same base, at start-up (``settings.lora_adapters``) or while it serves (``load_a
 ``unload_adapter``), and each request names one adapter (or none, for the base), so one copy of
 the weights serves RAG answers and review writing alike. What fails at start-up (a missing path,
 an adapter trained for another base, no memory) fails in the constructor, with a message that
-says what to fix.
+says what to fix; loading the base and reading, checking and attaching adapters is
+``local_loading.py``.
 
 Adapters change without pausing generation: a new adapter is read and checked against the base
 (its recorded base model and every LoRA matrix's shape) outside the generation lock, and only
@@ -23,7 +24,6 @@ goes away (a client that disconnects mid-answer) while the other rows go on
 from __future__ import annotations
 
 import asyncio
-import re
 import threading
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
@@ -31,32 +31,30 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from transformers import (
-    AutoModelForCausalLM,
-    AutoTokenizer,
-    LogitsProcessorList,
-    StoppingCriteriaList,
-)
+from transformers import LogitsProcessorList, StoppingCriteriaList
 
 from app.core.config import LLMSettings
 from app.core.errors import Conflict, InvalidInput, ModelUnavailable, NotFound, RagError
 from app.core.logger import get_logger
-from app.finetune.peft_compat import peft_deprecations_silenced
-from app.finetune.prompts import chat_template_for
-from app.hf.quantization import set_4bit_layout
-from app.models.adapter_files import check_trained_on, read_adapter_config
+from app.hf.chat_template import chat_template_for, render_chat
+from app.hf.device import resolve_device, serving_dtype
+from app.hf.tokens import stop_token_ids
 from app.models.base import ChatMessage, GenerationOptions
 from app.models.batching import DynamicBatcher, call_in_loop
 from app.models.generation_rows import RowSampler, RowStreamer, StopAbandoned, row_generator
+from app.models.local_loading import (
+    PreparedAdapter,
+    attach_adapter,
+    detach_adapter,
+    first_line,
+    load_base,
+    load_tokenizer,
+    prepare_adapter,
+    quantization,
+)
+from app.models.review_model import unknown_adapter
 
 log = get_logger(__name__)
-
-_DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
-_WEIGHT_FILES = ("adapter_model.safetensors", "adapter_model.bin")
-# A LoRA matrix in an adapter's state dict: the module it adapts, and which side it is.
-_LORA_KEY = re.compile(
-    r"^(?:base_model\.model\.)?(?P<module>.+)\.lora_(?:embedding_)?(?P<side>[AB])(?:\.weight)?$"
-)
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,30 +89,21 @@ class _Adapter:
     unloading: bool = False
 
 
-@dataclass(frozen=True, slots=True)
-class _Prepared:
-    """An adapter read from disk and checked against the base, ready to attach."""
-
-    name: str
-    path: Path
-    config: Any
-    weights: dict[str, torch.Tensor]
-
-
 class LocalLLM:
     """``LLMClient`` over a local transformers model and its LoRA adapters."""
 
     def __init__(self, settings: LLMSettings) -> None:
         self._settings = settings
-        self.device = resolve_device(settings.local_device)
-        self.dtype = resolve_dtype(settings.local_dtype, self.device)
-        self.quantization = _quantization(settings)
-        self.base_model = settings.local_model
-        self.tokenizer = _load_tokenizer(settings.local_model)
+        local = settings.local
+        self.device = resolve_device(local.device)
+        self.dtype = serving_dtype(local.dtype, self.device)
+        self.quantization = quantization(local)
+        self.base_model = local.model
+        self.tokenizer = load_tokenizer(local.model)
         self.chat_template = chat_template_for(self.tokenizer)
-        self.model = self._load_base()
+        self.model = load_base(self.base_model, self.device, self.dtype, self.quantization)
         self.model.eval()
-        self._stop_ids = _stop_token_ids(self.tokenizer, self.model)
+        self._stop_ids = stop_token_ids(self.tokenizer, self.model)
         # One generate() at a time: the active adapter is model-wide state, and adapters are
         # attached and detached only between batches.
         self._lock = threading.Lock()
@@ -128,8 +117,8 @@ class LocalLLM:
         self._batcher: DynamicBatcher[_Request, str] = DynamicBatcher(
             self._generate_batch,
             key=lambda request: request.sampling,
-            max_batch_size=settings.local_max_batch_size,
-            window_s=settings.local_batch_window_ms / 1000,
+            max_batch_size=local.max_batch_size,
+            window_s=local.batch_window_ms / 1000,
             name="local-llm-batcher",
         )
         log.info(
@@ -189,9 +178,13 @@ class LocalLLM:
             self._loading.add(name)
             self._adapters_changed.notify_all()
         try:
+            # Read and checked outside the generation lock; only attaching waits for the batch.
             prepared = self._prepare(name, path)
             with self._lock:
-                self._attach(prepared)
+                self.model = attach_adapter(
+                    self.model, prepared, self.base_model, wrapped=self._wrapped
+                )
+                self._wrapped = True
             with self._adapters_changed:
                 self._adapters[name] = _Adapter(path)
         finally:
@@ -218,7 +211,7 @@ class LocalLLM:
             self._adapters_changed.wait_for(lambda: adapter.users == 0)
         try:
             with self._lock:
-                self._detach(name)
+                self.model, self._wrapped = detach_adapter(self.model, name)
         except BaseException:
             with self._adapters_changed:
                 adapter.unloading = False
@@ -283,11 +276,11 @@ class LocalLLM:
         options = options or GenerationOptions()
         if not messages:
             raise InvalidInput("No messages to answer.", code="empty_prompt")
-        prompt = self.tokenizer.apply_chat_template(
+        prompt = render_chat(
+            self.tokenizer,
             [{"role": m.role, "content": m.content} for m in messages],
-            chat_template=self.chat_template,
-            tokenize=False,
             add_generation_prompt=True,
+            chat_template=self.chat_template,
         )
         sampling = _Sampling(
             adapter=options.adapter,
@@ -306,10 +299,8 @@ class LocalLLM:
         with self._adapters_changed:
             adapter = self._adapters.get(name)
             if adapter is None or adapter.unloading:
-                known = [n for n, a in self._adapters.items() if not a.unloading]
-                raise InvalidInput(
-                    f"Unknown adapter {name!r}; available: {', '.join(known) or 'none are loaded'}.",
-                    code="unknown_adapter",
+                raise unknown_adapter(
+                    name, (n for n, a in self._adapters.items() if not a.unloading)
                 )
             adapter.users += 1
             self._adapters_changed.notify_all()
@@ -320,6 +311,10 @@ class LocalLLM:
         with self._adapters_changed:
             self._adapters[name].users -= 1
             self._adapters_changed.notify_all()
+
+    def _prepare(self, name: str, path: Path) -> PreparedAdapter:
+        """Read the adapter in ``path`` and check that it fits this base, touching nothing."""
+        return prepare_adapter(name, path, self.model, self.base_model, wrapped=self._wrapped)
 
     def _generate_batch(self, requests: Sequence[_Request]) -> list[str]:
         try:
@@ -373,230 +368,10 @@ class LocalLLM:
             for text in self.tokenizer.batch_decode(new_tokens, skip_special_tokens=True)
         ]
 
-    def _prepare(self, name: str, path: Path) -> _Prepared:
-        """Read the adapter in ``path`` and check that it fits this base, touching nothing."""
-        from peft import PeftConfig
-        from peft.utils import load_peft_weights
-
-        check_trained_on(name, path, read_adapter_config(name, path), self.base_model)
-        if not any((path / weights).is_file() for weights in _WEIGHT_FILES):
-            raise InvalidInput(
-                f"LoRA adapter {name!r}: {path} has no {_WEIGHT_FILES[0]}.",
-                code="invalid_adapter",
-                params={"name": name, "path": str(path)},
-            )
-        try:
-            with peft_deprecations_silenced():
-                config = PeftConfig.from_pretrained(str(path))
-            weights = load_peft_weights(str(path), device="cpu")
-        except (OSError, ValueError, KeyError, TypeError, RuntimeError) as exc:
-            raise InvalidInput(
-                f"Cannot load LoRA adapter {name!r} from {path}: {_first_line(exc)}",
-                code="invalid_adapter",
-                params={"name": name, "path": str(path)},
-            ) from exc
-        config.inference_mode = True
-        self._check_shapes(name, path, weights)
-        return _Prepared(name, path, config, weights)
-
-    def _check_shapes(self, name: str, path: Path, weights: Mapping[str, torch.Tensor]) -> None:
-        """Every LoRA matrix must adapt a module of the base with the sizes it was trained on."""
-        base = self.model.get_base_model() if self._wrapped else self.model
-        modules = dict(base.named_modules())
-        for key, tensor in weights.items():
-            match = _LORA_KEY.match(key)
-            if match is None:
-                continue
-            module_name, side = match["module"], match["side"]
-            module = modules.get(module_name)
-            if module is None:
-                raise _misfit(name, path, self.base_model, f"the base has no module {module_name}")
-            features = _features(module)
-            if features is None:
-                continue
-            # LoRA A reads the module's input (r x in); B writes its output (out x r).
-            dim, want = (1, features[0]) if side == "A" else (0, features[1])
-            if tensor.dim() < 2 or tensor.shape[dim] != want:
-                raise _misfit(
-                    name,
-                    path,
-                    self.base_model,
-                    f"{module_name} maps {features[0]} to {features[1]} features, but the "
-                    f"adapter's {key} has shape {tuple(tensor.shape)}",
-                )
-
-    def _attach(self, prepared: _Prepared) -> None:
-        """Add the checked adapter to the model (under the generation lock); undone on failure."""
-        from peft import PeftModel
-        from peft.utils import set_peft_model_state_dict
-
-        model = self.model
-        try:
-            with peft_deprecations_silenced():
-                if self._wrapped:
-                    model.add_adapter(prepared.name, prepared.config)
-                else:
-                    model = PeftModel(model, prepared.config, adapter_name=prepared.name)
-                result = set_peft_model_state_dict(
-                    model, prepared.weights, adapter_name=prepared.name
-                )
-            missing = [k for k in result.missing_keys if "lora_" in k and prepared.name in k]
-            if missing:
-                raise ValueError(f"the adapter has no weights for {missing[0]}")
-        except torch.OutOfMemoryError as exc:
-            self._discard(model, prepared.name)
-            raise ModelUnavailable(
-                f"Not enough memory on {self.device} for LoRA adapter {prepared.name!r}."
-            ) from exc
-        except (RuntimeError, ValueError, KeyError) as exc:
-            self._discard(model, prepared.name)
-            raise _misfit(prepared.name, prepared.path, self.base_model, _first_line(exc)) from exc
-        model.eval()
-        self.model, self._wrapped = model, True
-
-    def _discard(self, model: Any, name: str) -> None:
-        """Take a half-attached adapter off again."""
-        if not hasattr(model, "peft_config") or name not in model.peft_config:
-            return
-        if self._wrapped:
-            model.delete_adapter(name)
-        else:
-            model.unload()
-
-    def _detach(self, name: str) -> None:
-        """Remove adapter ``name`` (under the generation lock); the last one unwraps the base."""
-        others = [n for n in self.model.peft_config if n != name]
-        if not others:
-            self.model, self._wrapped = self.model.unload(), False
-            return
-        if name in self.model.active_adapters:
-            # Deleting the active adapter would make PEFT pick another one and warn.
-            self.model.set_adapter(others[0])
-        self.model.delete_adapter(name)
-
-    def _load_base(self) -> Any:
-        kwargs: dict[str, Any] = {"dtype": self.dtype}
-        if self.quantization:
-            if self.device.type != "cuda":
-                raise ModelUnavailable(
-                    f"LOCAL_LOAD_IN_{self.quantization.upper()} needs a CUDA GPU (bitsandbytes); "
-                    f"the device is {self.device}. Unset it to load the model unquantised."
-                )
-            from transformers import BitsAndBytesConfig
-
-            kwargs["quantization_config"] = BitsAndBytesConfig(
-                load_in_4bit=self.quantization == "4bit",
-                load_in_8bit=self.quantization == "8bit",
-                bnb_4bit_quant_type="nf4",
-                bnb_4bit_compute_dtype=self.dtype,
-            )
-            kwargs["device_map"] = {"": self.device}
-        try:
-            model = AutoModelForCausalLM.from_pretrained(self.base_model, **kwargs)
-            if self.quantization == "4bit":
-                set_4bit_layout(model, "inference")
-            elif not self.quantization:
-                model.to(self.device)
-        except torch.OutOfMemoryError as exc:
-            raise ModelUnavailable(
-                f"Not enough memory on {self.device} to load {self.base_model}; try "
-                "LOCAL_LOAD_IN_4BIT=true, a smaller LOCAL_MODEL or LOCAL_DEVICE=cpu."
-            ) from exc
-        except (OSError, ValueError) as exc:
-            raise ModelUnavailable(f"Cannot load LOCAL_MODEL={self.base_model!r}: {exc}") from exc
-        return model
-
-
-def resolve_device(setting: str) -> torch.device:
-    """``auto`` → CUDA, then MPS, then CPU; anything else as given, if it exists here."""
-    if setting == "auto":
-        if torch.cuda.is_available():
-            return torch.device("cuda")
-        if torch.backends.mps.is_available():
-            return torch.device("mps")
-        return torch.device("cpu")
-    try:
-        device = torch.device(setting)
-    except RuntimeError as exc:
-        raise ModelUnavailable(f"LOCAL_DEVICE={setting!r} is not a device name.") from exc
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise ModelUnavailable(f"LOCAL_DEVICE={setting} but no CUDA GPU is available.")
-    if device.type == "mps" and not torch.backends.mps.is_available():
-        raise ModelUnavailable(f"LOCAL_DEVICE={setting} but MPS is not available.")
-    return device
-
-
-def resolve_dtype(setting: str, device: torch.device) -> torch.dtype:
-    """``auto`` → bf16 on GPUs that compute in it, fp16 on other GPUs, fp32 on CPU."""
-    if setting != "auto":
-        return _DTYPES[setting]
-    if device.type == "cuda":
-        return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
-    if device.type == "mps":
-        return torch.float16
-    # CPU matmuls in half precision are slow or unsupported.
-    return torch.float32
-
-
-def _quantization(settings: LLMSettings) -> str | None:
-    if settings.local_load_in_4bit:
-        return "4bit"
-    if settings.local_load_in_8bit:
-        return "8bit"
-    return None
-
-
-def _load_tokenizer(model: str) -> Any:
-    try:
-        tokenizer = AutoTokenizer.from_pretrained(model)
-    except (OSError, ValueError) as exc:
-        raise ModelUnavailable(
-            f"Cannot load the tokenizer of LOCAL_MODEL={model!r}: {exc}. Set LOCAL_MODEL to a "
-            "local model directory or a Hugging Face id that is downloaded or reachable."
-        ) from exc
-    # Left padding: in a batch every prompt must end where generation starts.
-    tokenizer.padding_side = "left"
-    if tokenizer.pad_token_id is None:
-        tokenizer.pad_token = tokenizer.eos_token
-    return tokenizer
-
-
-def _stop_token_ids(tokenizer: Any, model: Any) -> list[int]:
-    """EOS ids of the generation config and tokenizer, plus Llama-3's end-of-turn token."""
-    configured = model.generation_config.eos_token_id
-    ids = set(configured if isinstance(configured, list) else [configured])
-    ids.add(tokenizer.eos_token_id)
-    eot = tokenizer.convert_tokens_to_ids("<|eot_id|>")
-    if isinstance(eot, int) and eot != tokenizer.unk_token_id:
-        ids.add(eot)
-    return sorted(i for i in ids if i is not None)
-
-
-def _features(module: Any) -> tuple[int, int] | None:
-    """(input, output) sizes of a linear or embedding module (wrapped by LoRA or not)."""
-    if isinstance(module, torch.nn.Embedding):
-        return module.num_embeddings, module.embedding_dim
-    sizes = getattr(module, "in_features", None), getattr(module, "out_features", None)
-    if all(isinstance(size, int) for size in sizes):
-        return sizes[0], sizes[1]
-    return None
-
-
-def _misfit(name: str, path: Path, base: str, detail: str) -> InvalidInput:
-    return InvalidInput(
-        f"LoRA adapter {name!r} at {path} does not fit {base}: {detail}",
-        code="adapter_shape_mismatch",
-        params={"name": name, "model_base": base},
-    )
-
 
 def _generation_error(exc: Exception) -> Exception:
     if isinstance(exc, torch.OutOfMemoryError):
         return ModelUnavailable("The local model ran out of memory; ask for fewer tokens.")
     if isinstance(exc, InvalidInput | ModelUnavailable):
         return exc
-    return ModelUnavailable(f"The local model failed: {_first_line(exc)}")
-
-
-def _first_line(exc: Exception) -> str:
-    return str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    return ModelUnavailable(f"The local model failed: {first_line(exc)}")

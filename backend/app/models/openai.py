@@ -26,10 +26,10 @@ class OpenAILLM:
 
     def __init__(self, settings: LLMSettings) -> None:
         self._settings = settings
-        self._model = settings.openai_model
-        self._address = settings.openai_base_url or OFFICIAL_ADDRESS
+        self._model = settings.openai.model
+        self._address = settings.openai.base_url or OFFICIAL_ADDRESS
         self._client = openai.AsyncOpenAI(
-            api_key=settings.openai_api_key.get_secret_value() or UNUSED_KEY,
+            api_key=settings.openai.api_key.get_secret_value() or UNUSED_KEY,
             base_url=self._address,
             timeout=settings.timeout_s,
             max_retries=settings.max_retries,
@@ -54,7 +54,7 @@ class OpenAILLM:
             ),
         }
         # OpenAI's newer models accept only max_completion_tokens; compatible servers know max_tokens.
-        if self._settings.openai_base_url is None:
+        if self._settings.openai.base_url is None:
             request["max_completion_tokens"] = max_tokens
         else:
             request["max_tokens"] = max_tokens

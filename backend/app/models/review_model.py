@@ -8,11 +8,11 @@ OpenAI-compatible server serves the ones its settings name.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Protocol, runtime_checkable
 
-from app.core.errors import Conflict, ModelUnavailable
+from app.core.errors import Conflict, InvalidInput, ModelUnavailable
 from app.models.base import LLMClient
 from app.models.capabilities import Capabilities
 
@@ -22,6 +22,14 @@ NOT_CONFIGURED = (
     "`rag finetune train` wrote), or REVIEW_PROVIDER=openai for an OpenAI-compatible server, and "
     "restart; adapters can then be loaded while the server runs (POST /api/models/adapters)."
 )
+
+
+def unknown_adapter(
+    name: str, available: Iterable[str], *, when_none: str = "none are loaded"
+) -> InvalidInput:
+    """The refusal of a request naming adapter ``name``, which is not one of ``available``."""
+    known = ", ".join(available) or when_none
+    return InvalidInput(f"Unknown adapter {name!r}; available: {known}.", code="unknown_adapter")
 
 
 @runtime_checkable

@@ -17,7 +17,8 @@ from typing import Any, Literal
 from app.core.config import SearchMode
 from app.core.errors import InvalidInput
 from app.models.base import ChatMessage, GenerationOptions, LLMClient
-from app.pipelines.prompts import PromptSource, build_messages
+from app.models.rag_format import PromptSource
+from app.pipelines.prompts import build_messages
 from app.retriever.types import Retriever, SearchHit
 
 _CITATION = re.compile(r"\[(\d{1,3})\]")

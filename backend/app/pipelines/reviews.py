@@ -1,7 +1,7 @@
 """Review writing: a star rating in, reviews out, through the review model's ``LLMClient``.
 
-The prompt is the one the adapter was trained on (``app.finetune.prompts.review_messages``), so a
-LoRA adapter sees at generation time exactly the text it learnt from. ``n`` reviews are ``n``
+The prompt is the one the adapter was trained on (``app.models.review_prompt.review_messages``),
+so a LoRA adapter sees at generation time exactly the text it learnt from. ``n`` reviews are ``n``
 concurrent requests with seeds derived from the request's seed: a batching model (``LocalLLM``)
 generates them together, and the same request with the same seed gives the same reviews.
 
@@ -17,9 +17,9 @@ from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 
 from app.core.errors import InvalidInput
-from app.finetune.prompts import review_messages
 from app.models.base import ChatMessage, GenerationOptions, LLMClient
-from app.models.review_model import ReviewModel
+from app.models.review_model import ReviewModel, unknown_adapter
+from app.models.review_prompt import review_messages
 
 SCALES = (5, 10)
 MAX_REVIEWS = 8
@@ -43,7 +43,7 @@ class ReviewRequest:
 
 
 @dataclass(frozen=True, slots=True)
-class Review:
+class WrittenReview:
     """One written review and the rating it was written for."""
 
     text: str
@@ -62,7 +62,7 @@ class ReviewToken:
 class ReviewsDone:
     """All reviews, finished."""
 
-    reviews: list[Review]
+    reviews: list[WrittenReview]
 
 
 ReviewEvent = ReviewToken | ReviewsDone
@@ -80,13 +80,13 @@ class ReviewWriter:
         """The name of the model that writes, e.g. ``local:<base>``."""
         return self._llm.name
 
-    async def generate(self, request: ReviewRequest) -> list[Review]:
+    async def generate(self, request: ReviewRequest) -> list[WrittenReview]:
         """Write ``request.n`` reviews at once (concurrently, so a batching model batches them)."""
         messages = self._messages(request)
         texts = await asyncio.gather(
             *(self._llm.complete(messages, options) for options in self._options(request))
         )
-        return [Review(text.strip(), request.rating) for text in texts]
+        return [WrittenReview(text.strip(), request.rating) for text in texts]
 
     def stream(self, request: ReviewRequest) -> AsyncIterator[ReviewEvent]:
         """Validate now, then yield pieces of the reviews as they are written, then all of them.
@@ -133,7 +133,7 @@ class ReviewWriter:
             # The reader left or one review failed: the others stop generating too.
             for writer in writers:
                 writer.cancel()
-        yield ReviewsDone([Review("".join(p).strip(), request.rating) for p in pieces])
+        yield ReviewsDone([WrittenReview("".join(p).strip(), request.rating) for p in pieces])
 
     def _messages(self, request: ReviewRequest) -> list[ChatMessage]:
         validate_request(request)
@@ -193,12 +193,9 @@ def validate_request(request: ReviewRequest) -> None:
 
 def _check_adapter(adapter: str | None, adapters: Sequence[str]) -> None:
     if adapter is not None and adapter not in adapters:
-        known = (
-            ", ".join(adapters)
-            if adapters
-            else "none (set REVIEW_PROVIDER=local and REVIEW_ADAPTERS, or load one with "
-            "POST /api/models/adapters)"
-        )
-        raise InvalidInput(
-            f"Unknown adapter {adapter!r}; available: {known}.", code="unknown_adapter"
+        raise unknown_adapter(
+            adapter,
+            adapters,
+            when_none="none (set REVIEW_PROVIDER=local and REVIEW_ADAPTERS, or load one with "
+            "POST /api/models/adapters)",
         )

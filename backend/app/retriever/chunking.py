@@ -19,7 +19,7 @@ import re
 from dataclasses import dataclass
 
 from app.core.errors import InvalidInput
-from app.retriever.korean import Analysis, analyse
+from app.text.korean import Analysis, analyse
 
 _CLAUSE_END = re.compile(r"[,;:、，；：)\]」』]")
 _BLANK_LINE = re.compile(r"\n\s*\n")

@@ -14,14 +14,12 @@ from __future__ import annotations
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-from app.core.config import RetrievalSettings, SearchMode
+from app.core.config import SEARCH_MODES, RetrievalSettings, SearchMode
 from app.core.errors import InvalidInput
 from app.models.base import EmbeddingClient
-from app.retriever.korean import search_tokens
 from app.retriever.types import SearchHit
 from app.retriever.vector_store import PGVectorStore
-
-_MODES = ("hybrid", "dense", "sparse")
+from app.text.korean import search_tokens
 
 
 class HybridRetriever:
@@ -54,8 +52,10 @@ class HybridRetriever:
             raise InvalidInput("The search query is empty.")
         if isinstance(top_k, bool) or not isinstance(top_k, int) or top_k < 1:
             raise InvalidInput(f"top_k must be a positive whole number, not {top_k!r}.")
-        if mode not in _MODES:
-            raise InvalidInput(f"Unknown search mode {mode!r}; use one of {', '.join(_MODES)}.")
+        if mode not in SEARCH_MODES:
+            raise InvalidInput(
+                f"Unknown search mode {mode!r}; use one of {', '.join(SEARCH_MODES)}."
+            )
         if mode == "dense":
             return self._dense(query, top_k, collection, filters)
         if mode == "sparse":

@@ -10,7 +10,7 @@ process that uses a server also starts this module as a small watchdog::
 The parent alone holds the pipe's write end, so the watchdog reads end-of-file the moment the
 parent exits, for whatever reason. Then, under pgserver's lock, it takes every process that no
 longer runs off the list and, when nobody is left, stops the server (``pg_ctl stop -m fast``).
-A clean stop in ``database.py`` goes through the same ``release``, and so also forgets users that
+A clean stop in ``embedded_postgres.py`` goes through the same ``release``, and so also forgets users that
 died earlier, and then dismisses its watchdog.
 
 Run as a script this file imports nothing of the application (``-I`` keeps the script's folder,

@@ -1,4 +1,8 @@
-"""The SQL of sparse search: Okapi BM25 from postings and maintained statistics alone.
+"""Sparse search: Okapi BM25 (k1 1.2, b 0.75) from postings and maintained statistics alone.
+
+The caller supplies the search tokens (Kiwi morphemes and eojeol stems). The number of chunks,
+their average length and the document frequencies are those of the searched collection (all
+collections when none is named); metadata filters narrow the results, not those statistics.
 
 Statistics: ``collection_stats`` (chunks and tokens per collection) and ``term_stats`` (document
 frequency per term and collection), kept by triggers as chunks and postings change (migration
@@ -22,12 +26,46 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+import psycopg
 from psycopg import sql
+
+from app.retriever.search_scope import hit_from_row, metadata_filter
+from app.retriever.types import SearchHit
 
 BM25_K1 = 1.2
 BM25_B = 0.75
 FREQUENT_SHARE = 0.05
 FREQUENT_MIN_DF = 2000
+
+
+def search_sparse(
+    conn: psycopg.Connection,
+    term_counts: dict[str, int],
+    *,
+    k: int,
+    collection: str | None,
+    filters: dict[str, Any] | None,
+    frequent_share: float = FREQUENT_SHARE,
+    frequent_min_df: int = FREQUENT_MIN_DF,
+) -> list[SearchHit]:
+    """The ``k`` chunks with the highest BM25 score for the query's ``term_counts`` (term →
+    times in the query); ``score`` is that score. One statement."""
+    if not term_counts:
+        return []
+    narrowed, filter_params = (
+        metadata_filter(filters, sql.SQL("c.metadata")) if filters else (None, [])
+    )
+    query, params = sparse_query(
+        list(term_counts),
+        list(term_counts.values()),
+        k=k,
+        collection=collection,
+        metadata_filter=narrowed,
+        filter_params=filter_params,
+        frequent_share=frequent_share,
+        frequent_min_df=frequent_min_df,
+    )
+    return [hit_from_row(row) for row in conn.execute(query, params).fetchall()]
 
 
 def candidates_for(k: int) -> int:

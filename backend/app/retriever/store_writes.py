@@ -8,14 +8,8 @@ cancelled job, a killed process) leaves the previous one as it was. ``begin_docu
 version that is about to be indexed in the row's ``pending`` column, not in what is shown;
 ``replace_chunks`` makes it the shown version together with its chunks.
 
-Bulk loads: inserting a vector into the HNSW index costs milliseconds and grows with the index,
-while building the index over stored rows costs a fraction of that per row. A large write
-therefore runs without the index (``drop_search_index``) and builds it once afterwards
-(``build_search_index``), both CONCURRENTLY, so that neither readers nor other writers wait.
-While the index is missing, dense search scans the chunks: slower, never wrong.
-
-Every function here runs on the caller's connection and inside the caller's transaction, except
-the two index functions, which need an autocommit connection of their own.
+Every function here runs on the caller's connection and inside the caller's transaction; the
+HNSW index that bulk loads drop and build again is ``search_index``'s.
 """
 
 from __future__ import annotations
@@ -36,11 +30,6 @@ from app.retriever.types import DocumentStatus
 
 # Btree entries have a size limit; longer tokens (long URLs) are compared on their start.
 MAX_TERM_CHARS = 200
-SEARCH_INDEX = "chunks_embedding"
-# An HNSW build is several times slower once its graph outgrows maintenance_work_mem (about
-# 3.5 kB per 768-dimensional vector); pgvector takes only what the graph needs, and this
-# covers a few hundred thousand such vectors.
-_INDEX_BUILD_MEMORY = "1GB"
 _STAGED_DOCUMENTS = "rag_incoming_documents"
 
 
@@ -71,9 +60,8 @@ class DocumentWrite:
 
 @dataclass(frozen=True, slots=True)
 class StoredVersion:
-    """What the store holds of a document: its collection, and its latest version's hash and status."""
+    """What the store holds of a document of a collection: its latest version's hash and status."""
 
-    collection: str
     content_hash: str
     status: DocumentStatus
 
@@ -121,26 +109,16 @@ def as_vector(
     return vector
 
 
-def in_other_collection(document_id: str, other: str, collection: str) -> Conflict:
-    """The error for a document id that another collection holds."""
-    return Conflict(
-        f"Document {document_id!r} already exists in collection {other!r}, not "
-        f"{collection!r}; delete it there first or give this one another id.",
-        code="document_in_other_collection",
-        params={"document_id": document_id, "collection": other},
-    )
-
-
 def document_versions(
-    conn: psycopg.Connection, document_ids: Sequence[str]
+    conn: psycopg.Connection, collection: str, document_ids: Sequence[str]
 ) -> dict[str, StoredVersion]:
-    """The stored state of each of ``document_ids`` that exists."""
+    """The stored state of each of ``document_ids`` that ``collection`` holds."""
     rows = conn.execute(
-        "SELECT id, collection, coalesce(pending->>'content_hash', content_hash), status"
-        " FROM documents WHERE id = ANY(%s)",
-        (list(document_ids),),
+        "SELECT id, coalesce(pending->>'content_hash', content_hash), status"
+        " FROM documents WHERE collection = %s AND id = ANY(%s)",
+        (collection, list(document_ids)),
     ).fetchall()
-    return {row[0]: StoredVersion(row[1], row[2], row[3]) for row in rows}
+    return {row[0]: StoredVersion(row[1], row[2]) for row in rows}
 
 
 def write_documents(
@@ -152,13 +130,13 @@ def write_documents(
 ) -> None:
     """Make each of ``documents`` the stored version, its chunks and postings with it, ``ready``.
 
-    Everything is checked before anything is written. Raises ``Conflict`` (with the document's
-    id in ``params``) when an id belongs to a document of another collection.
+    Everything is checked before anything is written. A document is its collection's and id's:
+    the same id in another collection is another document.
     """
     if not documents:
         return
-    ids = [d.document_id for d in documents]
-    if len(set(ids)) != len(ids):
+    keys = [(d.document_id, d.collection) for d in documents]
+    if len(set(keys)) != len(keys):
         raise InvalidInput("One write names a document twice.")
     prepared = []
     for document in documents:
@@ -170,11 +148,16 @@ def write_documents(
         (sorted({d.collection for d in documents}),),
     )
     _stage(conn, prepared)
-    written = {row[0] for row in conn.execute(_UPSERT_STAGED)}
-    if len(written) < len(ids):
-        refused = next(d for d in documents if d.document_id not in written)
-        _raise_conflict_for(conn, refused.document_id, refused.collection)
-    conn.execute("DELETE FROM chunks WHERE document_id = ANY(%s)", (ids,))
+    conn.execute(_UPSERT_STAGED)
+    # One statement per collection (a write is nearly always of one): the statistics triggers
+    # run once per statement.
+    by_collection: dict[str, list[str]] = {}
+    for document in documents:
+        by_collection.setdefault(document.collection, []).append(document.document_id)
+    for collection, ids in by_collection.items():
+        conn.execute(
+            "DELETE FROM chunks WHERE collection = %s AND document_id = ANY(%s)", (collection, ids)
+        )
     count = sum(len(chunks) for _, _, chunks in prepared)
     chunk_ids = [
         row[0]
@@ -247,14 +230,12 @@ def begin_document(
         "metadata": meta,
     }
     conn.execute("INSERT INTO collections (name) VALUES (%s) ON CONFLICT DO NOTHING", (collection,))
-    row = conn.execute(
-        "INSERT INTO documents AS d"
+    conn.execute(
+        "INSERT INTO documents"
         " (id, collection, source, title, content_hash, size_bytes, metadata, status)"
         " VALUES (%s, %s, %s, %s, %s, %s, %s, 'indexing')"
-        " ON CONFLICT (id) DO UPDATE SET pending = %s, status = 'indexing', error = NULL,"
-        " updated_at = now()"
-        " WHERE d.collection = EXCLUDED.collection"
-        " RETURNING id",
+        " ON CONFLICT (id, collection) DO UPDATE SET pending = %s, status = 'indexing',"
+        " error = NULL, updated_at = now()",
         (
             document_id,
             collection,
@@ -265,14 +246,13 @@ def begin_document(
             Jsonb(meta),
             Jsonb(pending),
         ),
-    ).fetchone()
-    if row is None:
-        _raise_conflict_for(conn, document_id, collection)
+    )
 
 
 def replace_chunks(
     conn: psycopg.Connection,
     document_id: str,
+    collection: str,
     content_hash: str,
     chunks: Sequence[ChunkRow],
     *,
@@ -281,16 +261,16 @@ def replace_chunks(
 ) -> None:
     """Make the version ``begin_document`` recorded the stored one, with ``chunks``, ``ready``."""
     row = conn.execute(
-        "SELECT collection, source, title, content_hash, size_bytes, metadata, pending"
-        " FROM documents WHERE id = %s FOR UPDATE",
-        (document_id,),
+        "SELECT source, title, content_hash, size_bytes, metadata, pending"
+        " FROM documents WHERE id = %s AND collection = %s FOR UPDATE",
+        (document_id, collection),
     ).fetchone()
     if row is None:
         raise NotFound(
             f"No document with id {document_id!r}; call begin_document first.",
             code="document_not_found",
         )
-    collection, source, title, stored_hash, size_bytes, metadata, pending = row
+    source, title, stored_hash, size_bytes, metadata, pending = row
     version = pending or {
         "content_hash": stored_hash,
         "source": source,
@@ -317,12 +297,12 @@ def replace_chunks(
     write_documents(conn, [document], dimension=dimension, embedder_name=embedder_name)
 
 
-def mark_failed(conn: psycopg.Connection, document_id: str, reason: str) -> bool:
+def mark_failed(conn: psycopg.Connection, document_id: str, collection: str, reason: str) -> bool:
     """Mark the document's latest attempt ``failed``; what it shows stays. ``False``: no such document."""
     row = conn.execute(
         "UPDATE documents SET status = 'failed', error = %s, pending = NULL, updated_at = now()"
-        " WHERE id = %s RETURNING id",
-        (reason, document_id),
+        " WHERE id = %s AND collection = %s RETURNING id",
+        (reason, document_id, collection),
     ).fetchone()
     return row is not None
 
@@ -339,58 +319,16 @@ def delete_documents_from(
     return sorted(row[0] for row in rows)
 
 
-def search_index_valid(conn: psycopg.Connection, schema: str) -> bool | None:
-    """Whether the HNSW index is usable; ``None`` when there is none."""
-    row = conn.execute(
-        "SELECT i.indisvalid FROM pg_index i WHERE i.indexrelid = to_regclass(%s)",
-        (f"{schema}.{SEARCH_INDEX}",),
-    ).fetchone()
-    return None if row is None else bool(row[0])
-
-
-def drop_search_index(conn: psycopg.Connection, schema: str) -> None:
-    """Drop the HNSW index, waiting for the searches that use it but blocking none."""
-    if search_index_valid(conn, schema) is not None:
-        conn.execute(
-            sql.SQL("DROP INDEX CONCURRENTLY IF EXISTS {}").format(
-                sql.Identifier(schema, SEARCH_INDEX)
-            )
-        )
-
-
-def build_search_index(conn: psycopg.Connection, schema: str) -> bool:
-    """Build the HNSW index unless a valid one exists; whether it built one.
-
-    Neither searches nor writes wait for the build. ``conn`` is in autocommit mode and its
-    ``search_path`` reaches pgvector's operator classes.
-    """
-    valid = search_index_valid(conn, schema)
-    if valid:
-        return False
-    if valid is False:
-        # A build that was interrupted leaves an invalid index behind.
-        drop_search_index(conn, schema)
-    conn.execute(f"SET maintenance_work_mem = '{_INDEX_BUILD_MEMORY}'")
-    conn.execute(
-        sql.SQL(
-            "CREATE INDEX CONCURRENTLY IF NOT EXISTS {} ON {} USING hnsw (embedding vector_cosine_ops)"
-        ).format(sql.Identifier(SEARCH_INDEX), sql.Identifier(schema, "chunks"))
-    )
-    return True
-
-
 _UPSERT_STAGED = sql.SQL(
     "WITH incoming AS (DELETE FROM {staged} RETURNING *)"
-    " INSERT INTO documents AS d"
+    " INSERT INTO documents"
     " (id, collection, source, title, content_hash, size_bytes, metadata, status, chunk_count)"
     " SELECT id, collection, source, title, content_hash, size_bytes, metadata, 'ready',"
     " chunk_count FROM incoming"
-    " ON CONFLICT (id) DO UPDATE SET source = EXCLUDED.source, title = EXCLUDED.title,"
-    " content_hash = EXCLUDED.content_hash, size_bytes = EXCLUDED.size_bytes,"
-    " metadata = EXCLUDED.metadata, status = 'ready', error = NULL, pending = NULL,"
-    " chunk_count = EXCLUDED.chunk_count, updated_at = now()"
-    " WHERE d.collection = EXCLUDED.collection"
-    " RETURNING d.id"
+    " ON CONFLICT (id, collection) DO UPDATE SET source = EXCLUDED.source,"
+    " title = EXCLUDED.title, content_hash = EXCLUDED.content_hash,"
+    " size_bytes = EXCLUDED.size_bytes, metadata = EXCLUDED.metadata, status = 'ready',"
+    " error = NULL, pending = NULL, chunk_count = EXCLUDED.chunk_count, updated_at = now()"
 ).format(staged=sql.Identifier("pg_temp", _STAGED_DOCUMENTS))
 
 
@@ -476,10 +414,3 @@ def _prepare_chunks(
             )
         )
     return prepared
-
-
-def _raise_conflict_for(conn: psycopg.Connection, document_id: str, collection: str) -> None:
-    other = conn.execute(
-        "SELECT collection FROM documents WHERE id = %s", (document_id,)
-    ).fetchone()
-    raise in_other_collection(document_id, other[0] if other else "?", collection)

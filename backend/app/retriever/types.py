@@ -8,7 +8,7 @@ from typing import Any, Literal, Protocol
 
 from app.core.config import SearchMode
 
-DocumentStatus = Literal["pending", "indexing", "ready", "failed"]
+DocumentStatus = Literal["indexing", "ready", "failed"]
 IngestOutcome = Literal["indexed", "unchanged", "failed", "removed"]
 
 

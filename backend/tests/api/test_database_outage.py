@@ -10,7 +10,7 @@ import httpx
 import pytest
 
 from app.main import create_app
-from app.retriever.database import EmbeddedPostgres
+from app.retriever.embedded_postgres import EmbeddedPostgres
 from tests.api.conftest import make_settings
 from tests.conftest import temporary_server
 from tests.utils.live_server import live_server

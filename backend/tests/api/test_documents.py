@@ -61,7 +61,7 @@ def test_changed_file_replaces_its_chunks(api: Api) -> None:
     assert texts and all("금요일" in t for t in texts)
 
 
-def test_a_csv_row_taken_out_is_removed(api: Api) -> None:
+def test_a_csv_row_taken_out_is_removed_only_on_replace(api: Api) -> None:
     header = "id,text\n"
     rows = [
         "r1,출장비는 영수증을 첨부해 청구합니다.\n",
@@ -73,7 +73,15 @@ def test_a_csv_row_taken_out_is_removed(api: Api) -> None:
         ("r2", "indexed"),
     ]
 
-    second = _upload(api, ("경비.csv", (header + rows[0]).encode())).json()["results"]
+    kept = _upload(api, ("경비.csv", (header + rows[0]).encode())).json()["results"]
+    assert [(r["document_id"], r["outcome"]) for r in kept] == [("r1", "unchanged")]
+    assert api.client.get("/api/documents/r2").status_code == 200
+
+    second = api.client.post(
+        "/api/documents",
+        files=[("files", ("경비.csv", (header + rows[0]).encode(), "text/csv"))],
+        data={"replace": "true"},
+    ).json()["results"]
     assert [(r["filename"], r["document_id"], r["outcome"]) for r in second] == [
         ("경비.csv", "r1", "unchanged"),
         ("경비.csv", "r2", "removed"),

@@ -18,7 +18,7 @@ import pytest
 from fastapi import FastAPI
 
 from app.main import create_app
-from app.retriever.indexer import derive_document_id
+from app.retriever.document_versions import derive_document_id
 from tests.api.conftest import make_settings
 from tests.utils.documents import nsmc_reviews
 from tests.utils.live_server import live_server

@@ -25,13 +25,14 @@ from app.core.config import (
     EmbeddingSettings,
     JobsSettings,
     LLMSettings,
+    LocalModelSettings,
     ReviewSettings,
     Settings,
 )
-from app.finetune.prompts import review_messages
 from app.main import create_app
 from app.models.base import ChatMessage, GenerationOptions
 from app.models.local import LocalLLM
+from app.models.review_prompt import review_messages
 from tests.conftest import drop_schema, new_schema_name
 from tests.utils.live_server import live_server
 from tests.utils.local_llm import ServingDirs, build_adapter, tiny_serving
@@ -82,7 +83,9 @@ def _serve(settings: Settings, schema: str) -> Iterator[Served]:
 
 def _extractive_chat() -> LLMSettings:
     """Chat by the extractive answerer; the loading knobs that every local model uses."""
-    return LLMSettings(provider="extractive", local_device="cpu", local_batch_window_ms=50.0)
+    return LLMSettings(
+        provider="extractive", local=LocalModelSettings(device="cpu", batch_window_ms=50.0)
+    )
 
 
 def _tiny_reviews(dirs: ServingDirs, **changes: object) -> ReviewSettings:
@@ -412,7 +415,9 @@ def test_both_roles_on_one_local_base_load_it_once(
     pg_url: str, tmp_path: Path, dirs: ServingDirs
 ) -> None:
     chat = LLMSettings(
-        provider="local", local_model=str(dirs.model), local_device="cpu", max_tokens=12
+        provider="local",
+        local=LocalModelSettings(model=str(dirs.model), device="cpu"),
+        max_tokens=12,
     )
     settings = _settings(pg_url, tmp_path / "data", chat, _tiny_reviews(dirs))
     schema = new_schema_name("shared")
@@ -523,7 +528,11 @@ def test_old_settings_keep_working_with_a_deprecation_note(
 ) -> None:
     monkeypatch.chdir(tmp_path)
     legacy = Settings(
-        llm=LLMSettings(provider="local", local_model=str(dirs.model), lora_adapters="a=/x")
+        llm=LLMSettings(
+            provider="local",
+            local=LocalModelSettings(model=str(dirs.model)),
+            lora_adapters="a=/x",
+        )
     )
     role = legacy.review_role()
     assert (role.provider, role.model, role.adapters) == (

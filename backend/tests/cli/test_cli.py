@@ -112,3 +112,47 @@ def test_bad_flag_exits_with_usage(env: Path) -> None:
     with pytest.raises(SystemExit) as exit_info:
         main(["search", "질문", "--mode", "magic"])
     assert exit_info.value.code == 2
+
+
+def _jsonl_file(path: Path, *lines: tuple[str, str]) -> Path:
+    rows = [json.dumps({"id": i, "text": t}, ensure_ascii=False) for i, t in lines]
+    path.write_text("\n".join(rows), encoding="utf-8")
+    return path
+
+
+def test_docs_delete_names_the_collection_of_an_id_two_hold(
+    env: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    for collection in ("a", "b"):
+        file = _jsonl_file(env / f"{collection}.jsonl", ("twin", f"{collection} 모음의 문서"))
+        assert main(["ingest", str(file), "--collection", collection, "--quiet"]) == 0
+    capsys.readouterr()
+
+    assert main(["docs", "delete", "twin"]) == 2
+    assert "name the collection" in capsys.readouterr().err
+    assert main(["docs", "delete", "twin", "--collection", "a"]) == 0
+    capsys.readouterr()
+    main(["docs", "list", "--json"])
+    assert [(d["id"], d["collection"]) for d in _json(capsys)["documents"]] == [("twin", "b")]
+
+
+def test_ingest_removes_lines_taken_out_only_with_sync(
+    env: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    lines = [("r1", "연차 휴가는 매달 하루씩 생깁니다."), ("r2", "법인카드는 출장비에만 씁니다.")]
+    file = _jsonl_file(env / "rules.jsonl", *lines)
+    assert main(["ingest", str(file), "--quiet"]) == 0
+    capsys.readouterr()
+    _jsonl_file(file, lines[0])
+    assert main(["ingest", str(file), "--quiet", "--json"]) == 0
+    assert [(r["document_id"], r["outcome"]) for r in _json(capsys)] == [("r1", "unchanged")]
+    main(["docs", "list", "--json"])
+    assert {d["id"] for d in _json(capsys)["documents"]} == {"r1", "r2"}
+
+    assert main(["ingest", str(file), "--quiet", "--json", "--sync"]) == 0
+    assert [(r["document_id"], r["outcome"]) for r in _json(capsys)] == [
+        ("r1", "unchanged"),
+        ("r2", "removed"),
+    ]
+    main(["docs", "list", "--json"])
+    assert {d["id"] for d in _json(capsys)["documents"]} == {"r1"}

@@ -19,6 +19,7 @@ from app.core.config import (
     EmbeddingSettings,
     JobsSettings,
     LLMSettings,
+    LocalModelSettings,
     ReviewSettings,
     Settings,
     get_settings,
@@ -48,7 +49,7 @@ def server(
 ) -> Iterator[Server]:
     settings = Settings(
         database=DatabaseSettings(url=pg_url, data_dir=tmp_path_factory.mktemp("data")),
-        llm=LLMSettings(provider="extractive", local_device="cpu"),
+        llm=LLMSettings(provider="extractive", local=LocalModelSettings(device="cpu")),
         review=ReviewSettings(
             provider="local", model=str(dirs.model), adapters={"reviews": dirs.adapters["reviews"]}
         ),

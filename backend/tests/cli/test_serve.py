@@ -15,7 +15,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from app.retriever.database import EmbeddedPostgres
+from app.retriever.embedded_postgres import EmbeddedPostgres
 from tests.utils.live_server import free_port
 
 

@@ -6,10 +6,14 @@ from pathlib import Path
 
 import pytest
 from pydantic import AliasChoices, ValidationError
+from pydantic_settings import BaseSettings
 
 from app.core.config import (
+    AnthropicSettings,
     DatabaseSettings,
     LLMSettings,
+    LocalModelSettings,
+    OpenAISettings,
     RetrievalSettings,
     Settings,
 )
@@ -17,16 +21,17 @@ from app.core.config import (
 ENV_EXAMPLE = Path(__file__).resolve().parents[3] / ".env.example"
 
 
-def _env_names() -> set[str]:
+def _env_names(settings: type[BaseSettings] = Settings) -> set[str]:
+    """The variables ``settings`` reads: those of its groups, and of the groups in those."""
     names = set()
-    for group in Settings.model_fields.values():
-        cls = group.default_factory
-        prefix = cls.model_config.get("env_prefix", "")
-        for name, field in cls.model_fields.items():
-            alias = field.validation_alias
-            names.add(
-                alias.choices[0] if isinstance(alias, AliasChoices) else (prefix + name).upper()
-            )
+    prefix = settings.model_config.get("env_prefix", "")
+    for name, field in settings.model_fields.items():
+        group = field.default_factory
+        if isinstance(group, type) and issubclass(group, BaseSettings):
+            names |= _env_names(group)
+            continue
+        alias = field.validation_alias
+        names.add(alias.choices[0] if isinstance(alias, AliasChoices) else (prefix + name).upper())
     return names
 
 
@@ -67,10 +72,27 @@ def test_flat_environment_names(monkeypatch: pytest.MonkeyPatch, tmp_path: Path)
     monkeypatch.setenv("DATABASE_URL", "")
     settings = Settings()
     assert settings.llm.provider == "openai"
-    assert settings.llm.openai_base_url == "http://127.0.0.1:9/v1"
+    assert settings.llm.openai.base_url == "http://127.0.0.1:9/v1"
     assert settings.retrieval.top_k == 7
     assert settings.database.data_dir == tmp_path / "d"
     assert settings.database.url is None
+
+
+def test_local_model_environment_names(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("LOCAL_MODEL", "/models/base")
+    monkeypatch.setenv("LOCAL_DTYPE", "bfloat16")
+    monkeypatch.setenv("LOCAL_MAX_BATCH_SIZE", "4")
+    # The older LLM_-prefixed names still work.
+    monkeypatch.setenv("LLM_LOCAL_DEVICE", "cuda:1")
+    monkeypatch.setenv("LLM_LOCAL_BATCH_WINDOW_MS", "25")
+    local = Settings().llm.local
+    assert (local.model, local.dtype, local.max_batch_size) == ("/models/base", "bfloat16", 4)
+    assert (local.device, local.batch_window_ms) == ("cuda:1", 25.0)
+    monkeypatch.setenv("LOCAL_LOAD_IN_4BIT", "true")
+    monkeypatch.setenv("LOCAL_LOAD_IN_8BIT", "true")
+    with pytest.raises(ValidationError, match="at most one of LOCAL_LOAD_IN_4BIT"):
+        Settings()
 
 
 def test_dotenv_file_is_read(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
@@ -90,11 +112,16 @@ def test_dotenv_file_is_read(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) ->
         (LLMSettings, {"provider": "gpt"}, "provider"),
         (
             LLMSettings,
-            {"provider": "anthropic", "anthropic_api_key": "changeme"},
+            {"provider": "anthropic", "anthropic": AnthropicSettings(api_key="changeme")},
             "ANTHROPIC_API_KEY",
         ),
-        (LLMSettings, {"provider": "openai", "openai_api_key": "sk-..."}, "OPENAI_API_KEY"),
+        (
+            LLMSettings,
+            {"provider": "openai", "openai": OpenAISettings(api_key="sk-...")},
+            "OPENAI_API_KEY",
+        ),
         (DatabaseSettings, {"pool_min": 5, "pool_max": 2}, "POOL_MIN"),
+        (LocalModelSettings, {"load_in_4bit": True, "load_in_8bit": True}, "LOCAL_LOAD_IN_4BIT"),
     ],
 )
 def test_nonsense_is_rejected(factory, kwargs: dict, message: str, monkeypatch, tmp_path) -> None:
@@ -105,8 +132,10 @@ def test_nonsense_is_rejected(factory, kwargs: dict, message: str, monkeypatch, 
 
 def test_openai_compatible_server_needs_no_real_key(monkeypatch, tmp_path) -> None:
     monkeypatch.chdir(tmp_path)
-    settings = LLMSettings(provider="openai", openai_base_url="http://localhost:8001/v1")
-    assert settings.openai_base_url == "http://localhost:8001/v1"
+    settings = LLMSettings(
+        provider="openai", openai=OpenAISettings(base_url="http://localhost:8001/v1")
+    )
+    assert settings.openai.base_url == "http://localhost:8001/v1"
 
 
 def test_field_names_work_in_code(tmp_path: Path) -> None:

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 import yaml
 
-from app.core.config import JobsSettings, LLMSettings
+from app.core.config import JobsSettings, LLMSettings, OpenAISettings
 
 ROOT = Path(__file__).resolve().parents[3]
 COMPOSE = ROOT / "docker-compose.yml"
@@ -166,11 +166,13 @@ def test_the_api_talks_to_vllm_through_the_openai_provider(compose: dict[str, An
     # The settings the app builds from this environment are valid.
     settings = LLMSettings(
         provider=env["LLM_PROVIDER"],
-        openai_base_url=env["OPENAI_BASE_URL"],
-        openai_api_key=env["OPENAI_API_KEY"],
-        openai_model=env["OPENAI_MODEL"],
+        openai=OpenAISettings(
+            base_url=env["OPENAI_BASE_URL"],
+            api_key=env["OPENAI_API_KEY"],
+            model=env["OPENAI_MODEL"],
+        ),
     )
-    assert settings.openai_base_url == "http://vllm:8000/v1"
+    assert settings.openai.base_url == "http://vllm:8000/v1"
 
 
 def _seconds(duration: str) -> float:

@@ -19,7 +19,7 @@ from app.finetune.checkpoint import (
     optimizer_state,
     save_checkpoint,
 )
-from app.finetune.peft_compat import peft_deprecations_silenced
+from app.hf.peft_compat import peft_deprecations_silenced
 
 
 @pytest.fixture

@@ -12,8 +12,9 @@ from peft import PeftModel
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
 from app.cli import main
-from app.finetune.peft_compat import peft_deprecations_silenced
-from app.finetune.prompts import COMPACT_LLAMA3_TEMPLATE, render_review_prompt
+from app.finetune.prompts import render_review_prompt
+from app.hf.chat_template import COMPACT_LLAMA3_TEMPLATE
+from app.hf.peft_compat import peft_deprecations_silenced
 
 
 @pytest.fixture(scope="module")

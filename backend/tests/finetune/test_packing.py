@@ -11,6 +11,7 @@ from transformers import AutoModelForCausalLM, AutoTokenizer
 
 from app.finetune.data import DataOptions, load_reviews
 from app.finetune.examples import TokenizedExamples, tokenize_reviews
+from app.finetune.model import ReplyLoss, token_loss_sum
 from app.finetune.packing import (
     Batch,
     DataPosition,
@@ -20,8 +21,7 @@ from app.finetune.packing import (
     epoch_rows,
     pack_rows,
 )
-from app.finetune.prompts import chat_template_for
-from app.finetune.train import token_loss_sum
+from app.hf.chat_template import chat_template_for
 
 
 @pytest.fixture(scope="module")
@@ -157,3 +157,16 @@ def test_reply_only_loss_equals_the_models_own_loss(
     again = Batch.from_labels(batch.input_ids, batch.labels(), batch.position_ids)
     assert torch.equal(again.loss_cols, batch.loss_cols)
     assert torch.equal(again.loss_targets, batch.loss_targets)
+
+
+def test_reply_loss_is_a_sum_over_reply_tokens_with_either_loss(
+    examples: TokenizedExamples, tiny_model_dir: Path
+) -> None:
+    model = AutoModelForCausalLM.from_pretrained(tiny_model_dir).eval()
+    batch = collate(examples, pack_rows(examples, np.arange(12), 512, share=False), pad_id=2)
+    loss = ReplyLoss(model)
+    with torch.no_grad():
+        ours, own = loss(batch), loss(batch, model_loss=True)
+    assert batch.label_tokens > 1
+    torch.testing.assert_close(ours, token_loss_sum(model, batch))
+    torch.testing.assert_close(own, ours, rtol=1e-5, atol=1e-4)

@@ -13,19 +13,18 @@ import pytest
 from app.cli import main
 from app.core.errors import InvalidInput, NotFound, Unsupported
 from app.finetune.known_configs import MIDM_BASE, MIDM_MINI, find_known_shape
-from app.finetune.plan import (
+from app.finetune.plan import make_plan
+from app.finetune.plan_estimate import (
     CUDA_CONTEXT_BYTES,
     FRAGMENTATION,
     GIB,
     PlanSettings,
-    _layer_activation_bytes,
     estimate_memory,
+    layer_activation_bytes,
     lora_params,
-    make_plan,
     max_micro_batch,
-    resolve_shape,
-    shape_from_config,
 )
+from app.finetune.plan_shapes import resolve_shape, shape_from_config
 from app.finetune.train_config import TrainConfig
 
 # A model small enough to train on a CPU in a moment, shaped like Mi:dm (query width above the
@@ -107,7 +106,7 @@ def test_lora_parameters_equal_peft_trainable_count() -> None:
     from peft import LoraConfig, get_peft_model
     from transformers import LlamaConfig, LlamaForCausalLM
 
-    from app.finetune.peft_compat import peft_deprecations_silenced
+    from app.hf.peft_compat import peft_deprecations_silenced
 
     config = LlamaConfig(**SMALL)
     lora = LoraConfig(r=8, target_modules="all-linear", task_type="CAUSAL_LM")
@@ -177,8 +176,8 @@ def test_layer_activations_equal_what_autograd_saves(
     """Per layer and token, to the byte, on the trainer's own model set-up (fp32 on CPU)."""
     import torch
 
-    from app.finetune.plan_probe import _random_batch
-    from app.finetune.train import _load_model
+    from app.finetune.model import load_model
+    from app.finetune.plan_probe import random_batch
 
     settings = PlanSettings(
         seq_len=32, micro_batch=2, lora_dropout=dropout, bf16=False, dropout_mask_bytes=4
@@ -194,7 +193,7 @@ def test_layer_activations_equal_what_autograd_saves(
             lora_dropout=dropout,
             gradient_checkpointing=False,
         )
-        model, _ = _load_model(config, torch.device("cpu"))
+        model, _ = load_model(config, torch.device("cpu"))
         model.train()
         own = {t.untyped_storage().data_ptr() for t in [*model.parameters(), *model.buffers()]}
         kept: dict[int, int] = {}
@@ -205,7 +204,7 @@ def test_layer_activations_equal_what_autograd_saves(
                 kept[storage.data_ptr()] = storage.nbytes()
             return tensor
 
-        batch = _random_batch(SMALL["vocab_size"], settings, torch.Generator().manual_seed(0))
+        batch = random_batch(SMALL["vocab_size"], settings, torch.Generator().manual_seed(0))
         with torch.autograd.graph.saved_tensors_hooks(pack, lambda tensor: tensor):
             model.get_decoder()(input_ids=batch.input_ids, position_ids=batch.position_ids)
         return sum(kept.values())
@@ -213,7 +212,7 @@ def test_layer_activations_equal_what_autograd_saves(
     tokens = settings.seq_len * settings.micro_batch
     measured = (saved_bytes(3) - saved_bytes(1)) // 2 // tokens
     shape, _ = resolve_shape(str(tmp_path / "l1"))
-    assert measured == _layer_activation_bytes(shape, method, settings)  # type: ignore[arg-type]
+    assert measured == layer_activation_bytes(shape, method, settings)  # type: ignore[arg-type]
 
 
 def test_full_fine_tuning_activations_equal_what_autograd_saves() -> None:
@@ -221,7 +220,7 @@ def test_full_fine_tuning_activations_equal_what_autograd_saves() -> None:
     import torch
     from transformers import LlamaConfig, LlamaForCausalLM
 
-    from app.finetune.plan_probe import _random_batch
+    from app.finetune.plan_probe import random_batch
 
     settings = PlanSettings(seq_len=32, micro_batch=2)
 
@@ -237,25 +236,25 @@ def test_full_fine_tuning_activations_equal_what_autograd_saves() -> None:
                 kept[tensor.untyped_storage().data_ptr()] = tensor.untyped_storage().nbytes()
             return tensor
 
-        batch = _random_batch(SMALL["vocab_size"], settings, torch.Generator().manual_seed(0))
+        batch = random_batch(SMALL["vocab_size"], settings, torch.Generator().manual_seed(0))
         with torch.autograd.graph.saved_tensors_hooks(pack, lambda tensor: tensor):
             model.get_decoder()(input_ids=batch.input_ids, position_ids=batch.position_ids)
         return sum(kept.values())
 
     measured = (saved_bytes(3) - saved_bytes(1)) // 2 // (settings.seq_len * settings.micro_batch)
     shape = shape_from_config({"model_type": "llama", **SMALL}, name="small")
-    assert measured == _layer_activation_bytes(shape, "full", settings)
+    assert measured == layer_activation_bytes(shape, "full", settings)
 
 
 @pytest.mark.parametrize("method", ["lora", "qlora"])
 def test_loaded_model_matches_the_weight_estimate(small_model: Path, method: str) -> None:
     import torch
 
-    from app.finetune.plan_probe import _tensor_bytes
-    from app.finetune.train import _load_model
+    from app.finetune.model import load_model
+    from app.finetune.plan_probe import tensor_bytes
 
     config = TrainConfig(data="", output="", model=str(small_model), method=method)
-    model, _ = _load_model(config, torch.device("cpu"))
+    model, _ = load_model(config, torch.device("cpu"))
     shape, _ = resolve_shape(str(small_model))
     parts = estimate_memory(
         shape,
@@ -264,7 +263,7 @@ def test_loaded_model_matches_the_weight_estimate(small_model: Path, method: str
         gradient_checkpointing=True,  # type: ignore[arg-type]
     ).parts
     expected = parts["weights"] + parts.get("quant_constants", 0) + parts["trainable"]
-    assert _tensor_bytes(model) == pytest.approx(expected, rel=0.01)
+    assert tensor_bytes(model) == pytest.approx(expected, rel=0.01)
 
 
 @pytest.mark.parametrize(("method", "checkpointing"), [("lora", False), ("qlora", True)])

@@ -8,15 +8,9 @@ import pytest
 from transformers import AutoTokenizer
 
 from app.core.errors import InvalidInput
-from app.finetune.prompts import (
-    COMPACT_LLAMA3_TEMPLATE,
-    REVIEW_SYSTEM_PROMPT,
-    chat_template_for,
-    render_review_prompt,
-    review_messages,
-    review_user_prompt,
-    template_injects_text,
-)
+from app.finetune.prompts import render_review_prompt
+from app.hf.chat_template import COMPACT_LLAMA3_TEMPLATE, chat_template_for, template_injects_text
+from app.models.review_prompt import REVIEW_SYSTEM_PROMPT, review_messages, review_user_prompt
 
 
 def test_user_prompt_names_rating_scale_and_subject() -> None:

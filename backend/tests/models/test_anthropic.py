@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from app.core.config import LLMSettings
+from app.core.config import AnthropicSettings, LLMSettings
 from app.core.errors import ModelUnavailable
 from app.models.anthropic import AnthropicLLM
 from app.models.base import ChatMessage, GenerationOptions, LLMClient
@@ -109,9 +109,7 @@ def stub() -> Iterator[StubServer]:
 def _llm(url: str, **overrides: Any) -> AnthropicLLM:
     settings = {
         "provider": "anthropic",
-        "anthropic_base_url": url,
-        "anthropic_api_key": "stub-key",
-        "anthropic_model": "claude-stub",
+        "anthropic": AnthropicSettings(base_url=url, api_key="stub-key", model="claude-stub"),
         "max_retries": 2,
         "timeout_s": 5.0,
         **overrides,
@@ -175,14 +173,19 @@ def test_stream_is_retried_too(stub: StubServer) -> None:
 
 def test_persistent_failure_becomes_model_unavailable(stub: StubServer) -> None:
     stub.queue(*[error_response(500, "internal trouble", **{"retry-after-ms": "10"})] * 2)
-    with pytest.raises(ModelUnavailable, match=r"Anthropic failed \(500\).*internal trouble"):
+    with pytest.raises(
+        ModelUnavailable, match=r"^Anthropic failed \(500\) and retries did not help\.$"
+    ):
         asyncio.run(_stream(_llm(stub.url, max_retries=1)))
     assert len(stub.requests) == 2
 
 
 def test_bad_key_says_check_the_key(stub: StubServer) -> None:
     stub.queue(error_response(401, "invalid x-api-key"))
-    with pytest.raises(ModelUnavailable, match=r"invalid x-api-key.*Check ANTHROPIC_API_KEY"):
+    with pytest.raises(
+        ModelUnavailable,
+        match=r"^Anthropic rejected the API key \(401\)\. Check ANTHROPIC_API_KEY\.$",
+    ):
         asyncio.run(_complete(_llm(stub.url)))
     assert len(stub.requests) == 1
 

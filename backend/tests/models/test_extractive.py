@@ -11,7 +11,8 @@ import pytest
 
 from app.models.base import GenerationOptions, LLMClient
 from app.models.extractive import NO_ANSWER_EN, ExtractiveLLM
-from app.pipelines.prompts import NO_ANSWER_KO, PromptSource, build_messages
+from app.models.rag_format import NO_ANSWER_KO, PromptSource
+from app.pipelines.prompts import build_messages
 from tests.conftest import SHARED_DATA, require_shared
 
 KORQUAD = SHARED_DATA / "korquad" / "dev_part_a.json"

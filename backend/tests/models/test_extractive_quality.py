@@ -6,7 +6,8 @@ from __future__ import annotations
 import asyncio
 
 from app.models.extractive import NO_ANSWER_EN, ExtractiveLLM
-from app.pipelines.prompts import NO_ANSWER_KO, PromptSource, build_messages
+from app.models.rag_format import NO_ANSWER_KO, PromptSource
+from app.pipelines.prompts import build_messages
 from app.pipelines.rag import cited_numbers
 
 SEOUL_LIBRARIES = (

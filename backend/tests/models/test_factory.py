@@ -8,7 +8,13 @@ from pathlib import Path
 
 import pytest
 
-from app.core.config import EmbeddingSettings, LLMSettings
+from app.core.config import (
+    AnthropicSettings,
+    EmbeddingSettings,
+    LLMSettings,
+    LocalModelSettings,
+    OpenAISettings,
+)
 from app.core.errors import ModelUnavailable
 from app.models.anthropic import AnthropicLLM
 from app.models.base import EmbeddingClient, LLMClient
@@ -28,12 +34,15 @@ LOCAL_SERVER = "http://127.0.0.1:9/v1"
         ({"provider": "extractive"}, ExtractiveLLM, "extractive"),
         ({"provider": "fake"}, FakeLLM, "fake"),
         (
-            {"provider": "openai", "openai_base_url": LOCAL_SERVER, "openai_model": "qwen"},
+            {"provider": "openai", "openai": OpenAISettings(base_url=LOCAL_SERVER, model="qwen")},
             OpenAILLM,
             "openai:qwen",
         ),
         (
-            {"provider": "anthropic", "anthropic_api_key": "k", "anthropic_model": "claude-x"},
+            {
+                "provider": "anthropic",
+                "anthropic": AnthropicSettings(api_key="k", model="claude-x"),
+            },
             AnthropicLLM,
             "anthropic:claude-x",
         ),
@@ -47,7 +56,9 @@ def test_llm_providers(settings: dict, cls: type, name: str) -> None:
 
 
 def test_local_provider_with_a_missing_model_is_model_unavailable(tmp_path: Path) -> None:
-    settings = LLMSettings(provider="local", local_model=str(tmp_path / "absent"))
+    settings = LLMSettings(
+        provider="local", local=LocalModelSettings(model=str(tmp_path / "absent"))
+    )
     with pytest.raises(ModelUnavailable, match="Cannot load the tokenizer of LOCAL_MODEL"):
         build_llm_client(settings)
 
@@ -59,7 +70,7 @@ def test_hash_embedder_takes_the_dimension() -> None:
 
 
 def test_openai_embedder_uses_the_openai_settings() -> None:
-    llm = LLMSettings(openai_base_url=LOCAL_SERVER)
+    llm = LLMSettings(openai=OpenAISettings(base_url=LOCAL_SERVER))
     chosen = build_embedding_client(
         EmbeddingSettings(provider="openai", model="bge-m3", dimension=256), llm
     )
@@ -74,7 +85,7 @@ def test_openai_embedder_without_key_or_address_is_refused() -> None:
     with pytest.raises(ModelUnavailable, match="needs OPENAI_API_KEY"):
         build_embedding_client(embedding)
     with pytest.raises(ModelUnavailable, match="needs OPENAI_API_KEY"):
-        build_embedding_client(embedding, LLMSettings(openai_api_key=""))
+        build_embedding_client(embedding, LLMSettings(openai=OpenAISettings(api_key="")))
 
 
 def test_missing_optional_package_says_what_to_install(monkeypatch: pytest.MonkeyPatch) -> None:

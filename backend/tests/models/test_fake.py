@@ -9,7 +9,8 @@ import pytest
 from app.core.errors import ModelUnavailable
 from app.models.base import ChatMessage, GenerationOptions, LLMClient
 from app.models.fake import FakeLLM
-from app.pipelines.prompts import NO_ANSWER_KO, PromptSource, build_messages
+from app.models.rag_format import NO_ANSWER_KO, PromptSource
+from app.pipelines.prompts import build_messages
 
 SOURCES = [
     PromptSource(

@@ -279,7 +279,7 @@ def test_unknown_adapter_is_invalid_input(llm: LocalLLM) -> None:
 
 def test_missing_model_fails_at_start_up(tmp_path: Path, dirs: ServingDirs) -> None:
     with pytest.raises(ModelUnavailable, match="Cannot load the tokenizer of LOCAL_MODEL"):
-        LocalLLM(dirs.settings(local_model=str(tmp_path / "absent"), lora_adapters={}))
+        LocalLLM(dirs.settings(model=str(tmp_path / "absent"), lora_adapters={}))
 
 
 def test_missing_adapter_dir_fails_at_start_up(tmp_path: Path, dirs: ServingDirs) -> None:
@@ -306,7 +306,7 @@ def test_adapter_for_another_base_fails_at_start_up(tmp_path: Path, dirs: Servin
 
 def test_quantisation_without_cuda_is_refused(dirs: ServingDirs) -> None:
     with pytest.raises(ModelUnavailable, match="LOCAL_LOAD_IN_4BIT needs a CUDA GPU"):
-        LocalLLM(dirs.settings(local_load_in_4bit=True))
+        LocalLLM(dirs.settings(load_in_4bit=True))
 
 
 def test_batcher_groups_by_key_and_reports_failures_to_every_caller() -> None:

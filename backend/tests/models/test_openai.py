@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from app.core.config import LLMSettings
+from app.core.config import LLMSettings, OpenAISettings
 from app.core.errors import ModelUnavailable
 from app.models.base import ChatMessage, GenerationOptions, LLMClient
 from app.models.openai import OpenAILLM
@@ -70,9 +70,7 @@ def stub() -> Iterator[StubServer]:
 def _llm(stub: StubServer, **overrides: Any) -> OpenAILLM:
     settings = {
         "provider": "openai",
-        "openai_base_url": f"{stub.url}/v1",
-        "openai_api_key": "stub-key",
-        "openai_model": "stub-model",
+        "openai": OpenAISettings(base_url=f"{stub.url}/v1", api_key="stub-key", model="stub-model"),
         "max_retries": 2,
         "timeout_s": 5.0,
         **overrides,
@@ -138,21 +136,27 @@ def test_stream_is_retried_too(stub: StubServer) -> None:
 
 def test_persistent_failure_becomes_model_unavailable(stub: StubServer) -> None:
     stub.queue(*[error_response(503, "overloaded", **{"retry-after-ms": "10"})] * 3)
-    with pytest.raises(ModelUnavailable, match=r"OpenAI failed \(503\).*overloaded"):
+    with pytest.raises(
+        ModelUnavailable, match=r"^OpenAI failed \(503\) and retries did not help\.$"
+    ):
         asyncio.run(_complete(_llm(stub, max_retries=2)))
     assert len(stub.requests) == 3
 
 
 def test_bad_key_says_check_the_key(stub: StubServer) -> None:
     stub.queue(error_response(401, "Incorrect API key provided"))
-    with pytest.raises(ModelUnavailable, match=r"Incorrect API key provided.*Check OPENAI_API_KEY"):
+    with pytest.raises(
+        ModelUnavailable, match=r"^OpenAI rejected the API key \(401\)\. Check OPENAI_API_KEY\.$"
+    ):
         asyncio.run(_complete(_llm(stub)))
     assert len(stub.requests) == 1
 
 
 def test_unknown_model_names_the_setting(stub: StubServer) -> None:
     stub.queue(error_response(404, "The model `nope` does not exist"))
-    with pytest.raises(ModelUnavailable, match=r"does not exist.*Check OPENAI_MODEL"):
+    with pytest.raises(
+        ModelUnavailable, match=r"^OpenAI does not know the model.*Check OPENAI_MODEL[^`]*$"
+    ):
         asyncio.run(_stream(_llm(stub)))
 
 
@@ -172,7 +176,12 @@ def test_unreachable_server_is_model_unavailable() -> None:
     with StubServer(openai_api).running() as server:
         url = server.url
     llm = OpenAILLM(
-        LLMSettings(provider="openai", openai_base_url=f"{url}/v1", max_retries=0, timeout_s=5.0)
+        LLMSettings(
+            provider="openai",
+            openai=OpenAISettings(base_url=f"{url}/v1"),
+            max_retries=0,
+            timeout_s=5.0,
+        )
     )
     with pytest.raises(ModelUnavailable, match="could not be reached"):
         asyncio.run(_complete(llm))

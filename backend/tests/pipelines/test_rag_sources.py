@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from app.cli import _citation_line
+from app.cli.search import citation_line
 from app.pipelines.rag import to_sources
 from app.retriever.types import SearchHit
 
@@ -61,7 +61,7 @@ def test_the_cli_line_shows_file_and_page() -> None:
             _hit(source="메모.txt", title="메모"),
         ]
     )
-    assert _citation_line(pdf) == "[1] 휴가 규정 — 규정/휴가규정.pdf · p. 3–4 (doc_1)"
-    assert _citation_line(deck) == "[2] 발표 — 발표.pptx · slide 2 (doc_1)"
-    assert _citation_line(sheet) == "[3] 예산 — 예산.xlsx · sheet 1: 인건비 (doc_1)"
-    assert _citation_line(text) == "[4] 메모 — 메모.txt (doc_1)"
+    assert citation_line(pdf) == "[1] 휴가 규정 — 규정/휴가규정.pdf · p. 3–4 (doc_1)"
+    assert citation_line(deck) == "[2] 발표 — 발표.pptx · slide 2 (doc_1)"
+    assert citation_line(sheet) == "[3] 예산 — 예산.xlsx · sheet 1: 인건비 (doc_1)"
+    assert citation_line(text) == "[4] 메모 — 메모.txt (doc_1)"

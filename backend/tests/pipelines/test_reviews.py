@@ -11,17 +11,17 @@ import pytest
 from app.cli import main
 from app.core.config import get_settings
 from app.core.errors import InvalidInput
-from app.finetune.prompts import review_messages
 from app.models.factory import capabilities_of
 from app.models.fake import FakeLLM
 from app.models.local import LocalLLM
 from app.models.review_model import ReviewModel
+from app.models.review_prompt import review_messages
 from app.pipelines.reviews import (
-    Review,
     ReviewRequest,
     ReviewsDone,
     ReviewToken,
     ReviewWriter,
+    WrittenReview,
     review_writer_for,
 )
 from tests.utils.local_llm import tiny_serving
@@ -38,7 +38,11 @@ def test_sends_the_training_prompt_with_derived_seeds() -> None:
     fake = FakeLLM(["좋아요", "최고", "재밌다"])
     request = ReviewRequest(rating=4, scale=5, subject="기생충", n=3, seed=100, temperature=0.7)
     reviews = asyncio.run(ReviewWriter(fake).generate(request))
-    assert reviews == [Review("좋아요", 4), Review("최고", 4), Review("재밌다", 4)]
+    assert reviews == [
+        WrittenReview("좋아요", 4),
+        WrittenReview("최고", 4),
+        WrittenReview("재밌다", 4),
+    ]
     expected = review_messages(4, 5, "기생충")
     for call in fake.calls:
         assert [(m.role, m.content) for m in call.messages] == [

@@ -22,11 +22,12 @@ from psycopg import sql
 
 from app.core.config import RetrievalSettings
 from app.models.hash import HashEmbedder
-from app.retriever import indexer as indexer_module
-from app.retriever.indexer import Indexer, derive_document_id
-from app.retriever.korean import search_tokens
+from app.retriever import document_batches
+from app.retriever.document_versions import derive_document_id
+from app.retriever.indexer import Indexer
 from app.retriever.store_writes import ChunkRow
 from app.retriever.vector_store import PGVectorStore
+from app.text.korean import search_tokens
 from tests.conftest import StoreFactory, drop_schema
 from tests.utils.documents import nsmc_reviews
 
@@ -221,7 +222,7 @@ def test_an_update_that_breaks_between_its_statements_changes_nothing(
 def test_a_file_update_that_breaks_in_a_later_batch_changes_nothing(
     indexer: Indexer, store: PGVectorStore, pg_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(indexer_module, "_BATCH_CHUNKS", 10)
+    monkeypatch.setattr(document_batches, "BATCH_CHUNKS", 10)
     texts = nsmc_reviews(60)
     indexer.ingest_bytes("reviews.jsonl", jsonl(versioned(texts, 1)))
     before = store.list_documents()
@@ -237,7 +238,7 @@ def test_a_file_update_that_breaks_in_a_later_batch_changes_nothing(
 def test_readers_during_an_update_see_the_previous_version_whole(
     indexer: Indexer, store: PGVectorStore, pg_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(indexer_module, "_BATCH_CHUNKS", 10)
+    monkeypatch.setattr(document_batches, "BATCH_CHUNKS", 10)
     texts = nsmc_reviews(60)
     indexer.ingest_bytes("reviews.jsonl", jsonl(versioned(texts, 1)))
     old = snapshot(pg_url, store.schema)
@@ -273,7 +274,7 @@ def test_a_cancelled_update_stops_and_leaves_the_previous_version(
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    monkeypatch.setattr(indexer_module, "_BATCH_CHUNKS", 10)
+    monkeypatch.setattr(document_batches, "BATCH_CHUNKS", 10)
     texts = nsmc_reviews(40)
     indexer.ingest_bytes("reviews.jsonl", jsonl(versioned(texts, 1)))
     before = store.list_documents()

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 import numpy as np
@@ -15,11 +15,11 @@ from psycopg import sql
 
 from app.core.config import RetrievalSettings
 from app.models.hash import HashEmbedder
-from app.retriever import indexer as indexer_module
+from app.retriever import document_batches
 from app.retriever.indexer import Indexer
-from app.retriever.korean import search_tokens
-from app.retriever.store_writes import SEARCH_INDEX
+from app.retriever.search_index import SEARCH_INDEX
 from app.retriever.vector_store import PGVectorStore
+from app.text.korean import search_tokens
 from tests.conftest import StoreFactory
 from tests.utils.documents import nsmc_reviews
 
@@ -35,7 +35,7 @@ class Stop(Exception):
 
 @pytest.fixture(autouse=True)
 def small_batches(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(indexer_module, "_BATCH_CHUNKS", BATCH_CHUNKS)
+    monkeypatch.setattr(document_batches, "BATCH_CHUNKS", BATCH_CHUNKS)
 
 
 @pytest.fixture
@@ -261,3 +261,88 @@ def test_opening_the_store_rebuilds_an_index_a_crash_left_missing(
     index = search_index(conn)
     assert index is not None and index[1] is True
     assert SEARCH_INDEX in dense_plan(conn, embedder.embed_array([query])[0])
+
+
+def test_a_rebuild_keeps_the_rows_of_uploads_running_beside_it(
+    indexer: Indexer, store: PGVectorStore, conn: psycopg.Connection, embedder: HashEmbedder
+) -> None:
+    indexer.ingest_bytes("base.jsonl", jsonl(reviews(0, 200, "base")), collection="a")
+    bulk = reviews(200, 300, "bulk")
+    # Under the crossover next to 200 stored chunks: these go into the live index, or into the
+    # table while a bulk load has the index dropped.
+    beside = {"a": reviews(500, 20, "same"), "b": reviews(520, 20, "other")}
+    written: dict[str, list[str]] = {}
+    errors: list[BaseException] = []
+
+    def upload_beside(done: int, total: int) -> None:
+        # Mid-load, with the index dropped: the other uploads run and commit now.
+        if not written and done < total:
+            assert search_index(conn) is None
+            for collection, records in beside.items():
+                thread = threading.Thread(target=upload, args=(collection, records))
+                thread.start()
+                thread.join()
+
+    def upload(collection: str, records: list[dict[str, Any]]) -> None:
+        try:
+            results = indexer.ingest_bytes(
+                f"{collection}-beside.jsonl", jsonl(records), collection=collection
+            )
+            written[collection] = [r.outcome for r in results]
+        except BaseException as exc:
+            errors.append(exc)
+
+    results = indexer.ingest_bytes(
+        "bulk.jsonl", jsonl(bulk), collection="a", progress=upload_beside
+    )
+    assert errors == []
+    assert {r.outcome for r in results} == {"indexed"}
+    assert written == {"a": ["indexed"] * 20, "b": ["indexed"] * 20}
+    index = search_index(conn)
+    assert index is not None and index[1] is True
+    documents = store.list_documents()
+    assert len(documents) == 540
+    assert store.count_chunks() == sum(d.chunk_count for d in documents)
+    # Every row of the uploads beside the rebuild is in the new index: dense search through
+    # it finds each of them next to its own vector (among the few reviews of the same words).
+    for records in beside.values():
+        for record in records:
+            vector = embedder.embed_array([record["text"]])[0]
+            assert SEARCH_INDEX in dense_plan(conn, vector)
+            assert record["id"] in {h.document_id for h in store.search_dense(vector, k=5)}
+
+
+class CountingEmbedder(HashEmbedder):
+    """The hash embedder, telling when it has embedded the chunks of a second batch."""
+
+    def __init__(self, dimension: int) -> None:
+        super().__init__(dimension)
+        self.calls = 0
+        self.second_batch = threading.Event()
+
+    def embed_array(self, texts: Sequence[str]) -> np.ndarray:
+        vectors = super().embed_array(texts)
+        self.calls += 1
+        if self.calls == 2:
+            self.second_batch.set()
+        return vectors
+
+
+def test_the_next_batch_is_embedded_while_the_current_one_is_stored(
+    store: PGVectorStore, embedder: HashEmbedder
+) -> None:
+    counting = CountingEmbedder(embedder.dimension)
+    # One embedding call per batch of BATCH_CHUNKS chunks.
+    indexer = Indexer(store, counting, SETTINGS, batch_size=BATCH_CHUNKS * 10)
+    ahead: list[bool] = []
+
+    def look(done: int, total: int) -> None:
+        # Called once the first batch is written, before the loop asks for the second: it is
+        # built meanwhile, not after. Without that, this waits the whole timeout and fails.
+        if not ahead:
+            ahead.append(counting.second_batch.wait(timeout=120))
+
+    results = indexer.ingest_bytes("reviews.jsonl", jsonl(reviews(0, 200, "p")), progress=look)
+    assert {r.outcome for r in results} == {"indexed"}
+    assert ahead == [True]
+    assert counting.calls > 2

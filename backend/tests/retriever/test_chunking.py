@@ -9,7 +9,7 @@ import pytest
 
 from app.core.errors import InvalidInput
 from app.retriever.chunking import TextChunk, chunk_text
-from app.retriever.korean import analyse
+from app.text.korean import analyse
 from tests.utils.documents import korquad_paragraphs
 
 

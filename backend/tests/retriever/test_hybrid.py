@@ -13,9 +13,9 @@ from app.core.config import RetrievalSettings
 from app.core.errors import InvalidInput
 from app.models.hash import HashEmbedder
 from app.retriever.hybrid import HybridRetriever, reciprocal_rank_fusion, score_fusion
-from app.retriever.korean import search_tokens
 from app.retriever.types import SearchHit
 from app.retriever.vector_store import ChunkRow, PGVectorStore
+from app.text.korean import search_tokens
 from tests.conftest import drop_schema, new_schema_name
 
 DIM = 256

@@ -11,9 +11,10 @@ import pytest
 from app.core.config import RetrievalSettings
 from app.core.errors import InvalidInput, NotFound, TooLarge, Unsupported
 from app.models.hash import HashEmbedder
-from app.retriever.indexer import Indexer, derive_document_id
-from app.retriever.korean import search_tokens
+from app.retriever.document_versions import derive_document_id
+from app.retriever.indexer import Indexer
 from app.retriever.vector_store import PGVectorStore
+from app.text.korean import search_tokens
 from tests.conftest import StoreFactory
 from tests.utils.documents import korquad_paragraphs, make_hwp, make_pdf
 
@@ -194,20 +195,44 @@ def test_jsonl_ids_and_metadata_round_trip(indexer: Indexer, store: PGVectorStor
     assert [r.outcome for r in again] == ["unchanged", "unchanged"]
 
 
-def test_a_line_taken_out_of_a_file_removes_its_document(
+def _jsonl_rows(*rows: tuple[str, str]) -> bytes:
+    lines = [json.dumps({"id": i, "text": t}, ensure_ascii=False) for i, t in rows]
+    return "\n".join(lines).encode()
+
+
+_RULES = [
+    ("a", "연차 휴가는 매달 하루씩 생깁니다."),
+    ("b", "법인카드는 출장비에만 씁니다."),
+    ("c", "재택근무는 주 2일까지 신청합니다."),
+]
+
+
+def test_a_file_ingested_again_without_replace_keeps_the_lines_it_no_longer_holds(
     indexer: Indexer, store: PGVectorStore
 ) -> None:
-    def jsonl(*rows: tuple[str, str]) -> bytes:
-        lines = [json.dumps({"id": i, "text": t}, ensure_ascii=False) for i, t in rows]
-        return "\n".join(lines).encode()
+    indexer.ingest_bytes("rules.jsonl", _jsonl_rows(*_RULES), collection="rules")
+    changed = ("a", "연차 휴가는 입사 첫날부터 생깁니다.")
+    again = indexer.ingest_bytes("rules.jsonl", _jsonl_rows(changed), collection="rules")
+    assert [(r.document_id, r.outcome) for r in again] == [("a", "indexed")]
+    assert store.document_ids_from("rules", "rules.jsonl") == ["a", "b", "c"]
+    assert store.search_sparse(search_tokens("재택근무"), k=5, collection="rules")
+    # A one-document file does not remove the earlier documents of its source either.
+    indexer.ingest_bytes("rules.jsonl", _jsonl_rows(*_RULES[:2]), collection="rules")
+    [single] = indexer.ingest_bytes("rules.jsonl", _jsonl_rows(_RULES[0]), collection="rules")
+    assert single.outcome == "unchanged"
+    assert store.document_ids_from("rules", "rules.jsonl") == ["a", "b", "c"]
 
-    rows = [("a", "연차 휴가는 매달 하루씩 생깁니다."), ("b", "법인카드는 출장비에만 씁니다.")]
-    rows.append(("c", "재택근무는 주 2일까지 신청합니다."))
+
+def test_a_line_taken_out_of_a_file_removes_its_document_on_replace(
+    indexer: Indexer, store: PGVectorStore
+) -> None:
+    jsonl = _jsonl_rows
+    rows = _RULES
     indexer.ingest_bytes("rules.jsonl", jsonl(*rows), collection="rules")
     indexer.ingest_bytes("other.jsonl", jsonl(("d", "다른 파일의 문서입니다.")), collection="rules")
     assert store.search_sparse(search_tokens("재택근무"), k=5, collection="rules")
 
-    again = indexer.ingest_bytes("rules.jsonl", jsonl(*rows[:2]), collection="rules")
+    again = indexer.ingest_bytes("rules.jsonl", jsonl(*rows[:2]), collection="rules", replace=True)
     assert [(r.document_id, r.outcome) for r in again] == [
         ("a", "unchanged"),
         ("b", "unchanged"),
@@ -218,8 +243,13 @@ def test_a_line_taken_out_of_a_file_removes_its_document(
     # Only documents of that file are touched, and a file that cannot be read removes nothing.
     assert store.get_document("d") is not None
     with pytest.raises(InvalidInput):
-        indexer.ingest_bytes("rules.jsonl", b"{not json", collection="rules")
+        indexer.ingest_bytes("rules.jsonl", b"{not json", collection="rules", replace=True)
     assert store.document_ids_from("rules", "rules.jsonl") == ["a", "b"]
+    # Down to one document, the file removes the other on replace too.
+    [kept, removed] = indexer.ingest_bytes(
+        "rules.jsonl", jsonl(rows[0]), collection="rules", replace=True
+    )
+    assert (kept.outcome, removed.document_id, removed.outcome) == ("unchanged", "b", "removed")
 
 
 def test_documents_without_ids_in_one_file_get_distinct_stable_ids(indexer: Indexer) -> None:
@@ -233,16 +263,21 @@ def test_documents_without_ids_in_one_file_get_distinct_stable_ids(indexer: Inde
     ]
 
 
-def test_an_id_taken_in_another_collection_fails_that_document_only(
+def test_the_same_id_in_two_collections_is_two_documents(
     indexer: Indexer, store: PGVectorStore
 ) -> None:
     line = json.dumps({"id": "shared", "text": "공용 문서입니다."}, ensure_ascii=False).encode()
     [first] = indexer.ingest_bytes("a.jsonl", line, collection="team-a")
     [second] = indexer.ingest_bytes("b.jsonl", line, collection="team-b")
-    assert first.outcome == "indexed"
-    assert second.outcome == "failed" and second.error is not None and "team-a" in second.error
+    assert (first.outcome, second.outcome) == ("indexed", "indexed")
+    assert [r.collection for r in store.documents_with_id("shared")] == ["team-a", "team-b"]
+    for collection in ("team-a", "team-b"):
+        [hit] = store.search_sparse(search_tokens("공용 문서"), k=5, collection=collection)
+        assert hit.document_id == "shared" and hit.metadata["collection"] == collection
+    indexer.delete("shared", collection="team-a")
+    assert store.get_document("shared", collection="team-a") is None
     record = store.get_document("shared")
-    assert record is not None and (record.collection, record.status) == ("team-a", "ready")
+    assert record is not None and (record.collection, record.status) == ("team-b", "ready")
 
 
 def test_pdf_chunks_cite_their_page(store: PGVectorStore, embedder: HashEmbedder) -> None:

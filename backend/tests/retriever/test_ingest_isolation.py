@@ -6,18 +6,20 @@ from __future__ import annotations
 import json
 import threading
 import unicodedata
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 
 from app.core.config import RetrievalSettings
 from app.models.hash import HashEmbedder
 from app.retriever import indexer as indexer_module
 from app.retriever.indexer import Indexer
-from app.retriever.korean import search_tokens
 from app.retriever.loaders import LOADERS, LoadedDocument, load_documents
 from app.retriever.vector_store import PGVectorStore
+from app.text.korean import search_tokens
 from tests.conftest import StoreFactory
 from tests.utils.documents import make_hwp
 
@@ -54,6 +56,19 @@ def _jsonl(*records: dict[str, Any]) -> bytes:
 def _texts(store: PGVectorStore, query: str, collection: str) -> dict[str, str]:
     hits = store.search_sparse(search_tokens(query), k=50, collection=collection)
     return {h.document_id: h.text for h in hits}
+
+
+class _RefusedVectors(HashEmbedder):
+    """The hash embedder, except that a text holding ``marker`` gets a vector the store refuses."""
+
+    def __init__(self, marker: str) -> None:
+        super().__init__(dimension=64)
+        self._marker = marker
+
+    def embed_array(self, texts: Sequence[str]) -> np.ndarray:
+        vectors = super().embed_array(texts)
+        vectors[[i for i, text in enumerate(texts) if self._marker in text]] = np.nan
+        return vectors
 
 
 def _broken_loader(filename: str, data: bytes) -> list[LoadedDocument]:
@@ -111,18 +126,19 @@ def test_a_line_that_cannot_be_stored_leaves_the_file_as_it_was(
     ] == ["indexed"] * 3
     before = {d.id: d for d in store.list_documents("a")}
 
-    # Lines 1 and 2 change, line 3 is dropped (so r3 would be removed), and line 4 takes an id
-    # that another collection holds: storing it fails after lines 1 and 2 were written.
+    # Lines 1 and 2 change, line 3 is dropped (so r3 would be removed), and line 4 (whose id
+    # collection b holds too) gets a vector the store refuses.
     second = [
         {"id": "r1", "text": "연차 휴가는 입사 첫날부터 생깁니다."},
         {"id": "r2", "text": "법인카드는 회의비에도 씁니다."},
         {"id": "new", "text": "새로 들어온 규정입니다."},
-        {"id": "taken", "text": "남의 아이디를 쓰는 줄"},
+        {"id": "taken", "text": "저장할 수 없는 줄"},
     ]
-    [failed] = indexer.ingest_bytes("rules.jsonl", _jsonl(*second), collection="a")
+    refusing = Indexer(store, _RefusedVectors("저장할 수 없는"), SETTINGS)
+    [failed] = refusing.ingest_bytes("rules.jsonl", _jsonl(*second), collection="a", replace=True)
     assert (failed.outcome, failed.document_id) == ("failed", "taken")
     assert failed.error is not None
-    assert "(4 of 4)" in failed.error and "collection 'b'" in failed.error
+    assert "(4 of 4)" in failed.error and "NaN" in failed.error
     assert "nothing from rules.jsonl was stored" in failed.error
 
     assert {d.id: d for d in store.list_documents("a")} == before
@@ -132,15 +148,17 @@ def test_a_line_that_cannot_be_stored_leaves_the_file_as_it_was(
     assert store.get_document("new") is None
     assert store.get_document("taken").collection == "b"
 
-    fixed = second[:3]
-    results = indexer.ingest_bytes("rules.jsonl", _jsonl(*fixed), collection="a")
+    fixed = [*second[:3], {"id": "taken", "text": "다른 모음과 같은 아이디의 줄"}]
+    results = indexer.ingest_bytes("rules.jsonl", _jsonl(*fixed), collection="a", replace=True)
     assert [(r.document_id, r.outcome) for r in results] == [
         ("r1", "indexed"),
         ("r2", "indexed"),
         ("new", "indexed"),
+        ("taken", "indexed"),
         ("r3", "removed"),
     ]
     assert _texts(store, "연차 휴가", "a") == {"r1": second[0]["text"]}
+    assert _texts(store, "남의 문서", "b") == {"taken": "남의 문서"}
 
 
 def test_concurrent_uploads_of_one_jsonl_store_it_once(

@@ -21,13 +21,13 @@ from app.core.config import RetrievalSettings
 from app.core.errors import InvalidInput, TooLarge, Unsupported
 from app.models.hash import HashEmbedder
 from app.retriever.indexer import Indexer
-from app.retriever.korean import search_tokens
 from app.retriever.loaders import LoadedDocument, load_documents
 from app.retriever.loaders import xlsx as xlsx_loader
 from app.retriever.loaders.common import MAX_EXPANDED_BYTES
 from app.retriever.loaders.pptx import load_pptx
 from app.retriever.loaders.xlsx import load_xlsx
 from app.retriever.vector_store import PGVectorStore
+from app.text.korean import search_tokens
 from tests.conftest import StoreFactory
 from tests.utils.documents import korquad_paragraphs, make_docx, make_pdf
 

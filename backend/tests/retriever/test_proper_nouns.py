@@ -14,8 +14,8 @@ from app.core.config import RetrievalSettings
 from app.models.hash import HashEmbedder
 from app.retriever.hybrid import HybridRetriever
 from app.retriever.indexer import Indexer
-from app.retriever.korean import analyse, search_tokens
 from app.retriever.vector_store import ChunkRow, PGVectorStore
+from app.text.korean import analyse, search_tokens
 from tests.conftest import StoreFactory, drop_schema, new_schema_name
 from tests.utils.documents import korquad_paragraphs
 

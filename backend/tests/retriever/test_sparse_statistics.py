@@ -18,11 +18,11 @@ import psycopg
 import pytest
 from psycopg import sql
 
-from app.retriever.migrations import available_migrations
 from app.retriever.search_sql import candidates_for
 from app.retriever.store_writes import ChunkRow, DocumentWrite
 from app.retriever.vector_store import BM25_B, BM25_K1, PGVectorStore
 from tests.conftest import StoreFactory, drop_schema, new_schema_name
+from tests.utils.old_schemas import migrate_before
 
 DIM = 8
 
@@ -369,30 +369,7 @@ def test_a_schema_of_the_previous_version_is_migrated_with_its_postings_and_stat
     schema = new_schema_name("old")
     try:
         with psycopg.connect(pg_url) as conn:
-            vector_schema = conn.execute(
-                "SELECT n.nspname FROM pg_extension e JOIN pg_namespace n"
-                " ON n.oid = e.extnamespace WHERE e.extname = 'vector'"
-            ).fetchone()
-            conn.execute(sql.SQL("CREATE SCHEMA {}").format(sql.Identifier(schema)))
-            conn.execute(
-                sql.SQL("SET search_path TO {}, {}").format(
-                    sql.Identifier(schema),
-                    sql.Identifier(vector_schema[0] if vector_schema else "public"),
-                )
-            )
-            conn.execute(
-                "CREATE TABLE schema_migrations (version integer PRIMARY KEY, name text NOT NULL,"
-                " applied_at timestamptz NOT NULL DEFAULT now())"
-            )
-            for migration in available_migrations():
-                if migration.version >= 6:
-                    break
-                text = migration.path.read_text(encoding="utf-8")
-                conn.execute(sql.SQL(text).format(dimension=sql.Literal(DIM)))
-                conn.execute(
-                    "INSERT INTO schema_migrations VALUES (%s, %s)",
-                    (migration.version, migration.name),
-                )
+            migrate_before(conn, schema, 6, dimension=DIM)
             conn.execute("INSERT INTO store_info (embedder, dimension) VALUES ('test:8', 8)")
             conn.execute("INSERT INTO collections VALUES ('a'), ('b')")
             corpus = {

@@ -25,7 +25,7 @@ import pytest
 from app.core.config import DatabaseSettings
 from app.main import create_app
 from app.retriever import postgres_watchdog
-from app.retriever.database import EXIT_DATABASE_LOST, EmbeddedPostgres, embedded_server
+from app.retriever.embedded_postgres import EXIT_DATABASE_LOST, EmbeddedPostgres, embedded_server
 from app.retriever.postgres_watchdog import postmaster_pid, process_alive, server_lock
 from tests.api.conftest import make_settings
 from tests.utils.live_server import free_port, live_server
@@ -96,7 +96,7 @@ def _user_process(
         "import sys\n"
         "from pathlib import Path\n"
         "from app.core.logger import setup_logging\n"
-        "from app.retriever.database import EmbeddedPostgres\n"
+        "from app.retriever.embedded_postgres import EmbeddedPostgres\n"
         "setup_logging('WARNING')\n"
         f"server = EmbeddedPostgres(Path(sys.argv[1]), restart_timeout_s={restart_timeout_s})\n"
         "server.start()\n"

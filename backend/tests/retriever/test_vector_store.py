@@ -42,7 +42,7 @@ def add_document(
         size_bytes=100,
         metadata=metadata or {},
     )
-    store.replace_chunks(document_id, content_hash, chunks)
+    store.replace_chunks(document_id, content_hash, chunks, collection=collection)
 
 
 def chunk(
@@ -86,6 +86,17 @@ def test_migrations_apply_once_and_concurrent_openings_agree(pg_url: str) -> Non
         for store in stores:
             store.close()
         drop_schema(pg_url, schema)
+
+
+def test_a_document_status_is_indexing_ready_or_failed(
+    store_factory: StoreFactory, pg_url: str
+) -> None:
+    store = store_factory(dimension=DIM)
+    add_document(store, "d1", [])
+    with psycopg.connect(pg_url) as conn:
+        conn.execute(sql.SQL("SET search_path TO {}").format(sql.Identifier(store.schema)))
+        with pytest.raises(psycopg.errors.CheckViolation):
+            conn.execute("UPDATE documents SET status = 'pending' WHERE id = 'd1'")
 
 
 @pytest.mark.parametrize(
@@ -156,20 +167,28 @@ def test_unknown_documents(store_factory: StoreFactory) -> None:
         store.mark_failed("nope", "reason")
 
 
-def test_a_document_id_belongs_to_one_collection(store_factory: StoreFactory) -> None:
+def test_the_same_id_in_two_collections_is_two_documents(store_factory: StoreFactory) -> None:
     store = store_factory()
-    add_document(store, "d1", [chunk(0, "x", unit(0))], collection="a")
-    with pytest.raises(Conflict, match="collection 'a'"):
-        store.begin_document(
-            document_id="d1",
-            collection="b",
-            source="d1.txt",
-            title="",
-            content_hash="v2",
-            size_bytes=1,
-            metadata={},
-        )
-    assert store.document_state("d1") == ("v1", "ready")
+    add_document(store, "d1", [chunk(0, "alpha", unit(0))], collection="a")
+    add_document(store, "d1", [chunk(0, "alpha beta", unit(1))], collection="b", content_hash="v2")
+    assert store.document_state("d1", collection="a") == ("v1", "ready")
+    assert store.document_state("d1", collection="b") == ("v2", "ready")
+    assert [r.collection for r in store.documents_with_id("d1")] == ["a", "b"]
+    for collection, text in (("a", "alpha"), ("b", "alpha beta")):
+        [hit] = store.search_sparse(["alpha"], k=5, collection=collection)
+        assert (hit.document_id, hit.text) == ("d1", text)
+    # The id alone does not say which of the two is meant.
+    with pytest.raises(Conflict) as ambiguous:
+        store.get_document("d1")
+    assert ambiguous.value.code == "document_ambiguous"
+    with pytest.raises(Conflict):
+        store.delete_document("d1")
+
+    assert store.delete_document("d1", collection="a") is True
+    assert store.get_document("d1", collection="a") is None
+    assert store.get_document("d1").collection == "b"
+    assert [h.text for h in store.search_sparse(["alpha"], k=5)] == ["alpha beta"]
+    assert store.count_chunks() == 1
 
 
 def test_chunks_of_another_version_are_refused(store_factory: StoreFactory) -> None:

@@ -27,7 +27,7 @@ from psycopg import sql
 from app.core.config import Settings
 from app.jobs.processes import settings_json
 from app.main import create_app
-from app.retriever.indexer import derive_document_id
+from app.retriever.document_versions import derive_document_id
 from tests.api.conftest import make_settings
 from tests.utils.documents import nsmc_reviews
 from tests.utils.live_server import live_server

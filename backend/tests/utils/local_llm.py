@@ -7,6 +7,7 @@ measurably moves the base model's output, and differently from the other.
 from __future__ import annotations
 
 import time
+from collections.abc import Mapping
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from functools import cache
@@ -15,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from app.core.config import LLMSettings
+from app.core.config import LLMSettings, LocalModelSettings
 from tests.conftest import require_shared
 from tests.utils.tiny_lm import NSMC_TRAIN, build_tiny_model_dir
 
@@ -29,17 +30,22 @@ class ServingDirs:
     model: Path
     adapters: dict[str, Path]
 
-    def settings(self, **overrides: object) -> LLMSettings:
-        """``LLM_PROVIDER=local`` settings serving this model and both adapters."""
-        values: dict[str, object] = {
-            "provider": "local",
-            "local_model": str(self.model),
-            "lora_adapters": dict(self.adapters),
-            "local_device": "cpu",
-            "local_batch_window_ms": 50.0,
-            **overrides,
+    def settings(
+        self, *, lora_adapters: Mapping[str, Path] | None = None, **local: object
+    ) -> LLMSettings:
+        """``LLM_PROVIDER=local`` settings serving this model with ``lora_adapters`` (unset: both
+        adapters); ``local`` overrides ``LocalModelSettings`` fields."""
+        values: dict[str, Any] = {
+            "model": str(self.model),
+            "device": "cpu",
+            "batch_window_ms": 50.0,
+            **local,
         }
-        return LLMSettings(**values)
+        return LLMSettings(
+            provider="local",
+            lora_adapters=dict(self.adapters if lora_adapters is None else lora_adapters),
+            local=LocalModelSettings(**values),
+        )
 
 
 @cache
@@ -58,7 +64,7 @@ def build_adapter(model_dir: Path, output: Path, seed: int, *, rank: int = 4) ->
     from peft import LoraConfig, get_peft_model
     from transformers import AutoModelForCausalLM
 
-    from app.finetune.peft_compat import peft_deprecations_silenced
+    from app.hf.peft_compat import peft_deprecations_silenced
 
     torch.manual_seed(seed)
     base = AutoModelForCausalLM.from_pretrained(model_dir)

@@ -73,7 +73,8 @@ def build_tiny_model_dir(
     import torch
     from transformers import GenerationConfig, LlamaConfig, LlamaForCausalLM
 
-    from app.finetune.prompts import COMPACT_LLAMA3_TEMPLATE, review_messages
+    from app.hf.chat_template import COMPACT_LLAMA3_TEMPLATE
+    from app.models.review_prompt import review_messages
 
     source = data or NSMC_TRAIN
     reviews = read_nsmc_sample(source, 3000, seed)
@@ -122,7 +123,7 @@ def _train_tokenizer(texts: list[str], vocab_size: int):  # -> PreTrainedTokeniz
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
     from transformers import PreTrainedTokenizerFast
 
-    from app.finetune.prompts import REVIEW_SYSTEM_PROMPT, review_user_prompt
+    from app.models.review_prompt import REVIEW_SYSTEM_PROMPT, review_user_prompt
 
     # The prompt strings join the corpus so they get merges of their own, as in a real tokenizer.
     prompts = [REVIEW_SYSTEM_PROMPT] + [review_user_prompt(r, 10) for r in range(1, 11)]

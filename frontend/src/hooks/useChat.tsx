@@ -4,7 +4,8 @@
  */
 import { createContext, useCallback, useContext, useEffect, useMemo, useRef, useState, type ReactNode } from "react";
 
-import { ApiError, isAbort, streamChat } from "../lib/api";
+import { streamChat } from "../lib/api";
+import { consumeStream } from "../lib/consumeStream";
 import {
   loadConversations,
   newConversation,
@@ -15,7 +16,7 @@ import {
   type Conversation,
 } from "../lib/conversations";
 import { newId } from "../lib/format";
-import type { SearchMode } from "../lib/types";
+import { SEARCH_MODES, type SearchMode } from "../lib/types";
 import { useStoredState } from "./useStoredState";
 
 export interface ChatSettings {
@@ -32,7 +33,7 @@ function isSettings(value: unknown): value is ChatSettings {
   return (
     s !== null &&
     typeof s === "object" &&
-    (s.mode === null || ["hybrid", "dense", "sparse"].includes(s.mode)) &&
+    (s.mode === null || SEARCH_MODES.includes(s.mode)) &&
     (s.topK === null || (Number.isInteger(s.topK) && s.topK >= 1 && s.topK <= 50))
   );
 }
@@ -145,42 +146,29 @@ export function ChatProvider({ children }: { children: ReactNode }) {
       controller.current = abort;
       setStreamingId(conversationId);
 
-      void (async () => {
-        let finished = false;
-        try {
-          const request = {
-            question,
-            history,
-            ...(settings.mode ? { mode: settings.mode } : {}),
-            ...(settings.topK ? { top_k: settings.topK } : {}),
-          };
-          for await (const event of streamChat(request, abort.signal)) {
-            if (event.event === "sources") {
-              patch((m) => ({ ...m, sources: event.data.sources }));
-            } else if (event.event === "token") {
-              patch((m) => ({ ...m, status: "streaming", content: m.content + event.data.text }));
-            } else if (event.event === "done") {
-              finished = true;
-              patch((m) => ({ ...m, status: "done", content: event.data.answer }));
-            } else if (event.event === "error") {
-              finished = true;
-              patch((m) => ({ ...m, status: "error", error: { status: 0, ...event.data.error } }));
-            }
-          }
-          if (!finished) throw new ApiError(0, "bad_stream", "The stream ended before the answer was complete.");
-        } catch (error) {
-          if (isAbort(error)) {
-            patch((m) => ({ ...m, status: "stopped" }));
-          } else {
-            const { status, code, message } =
-              error instanceof ApiError ? error : new ApiError(0, "internal_error", String(error));
-            patch((m) => ({ ...m, status: "error", error: { status, code, message } }));
-          }
-        } finally {
-          if (controller.current === abort) controller.current = null;
-          setStreamingId(null);
-        }
-      })();
+      const request = {
+        question,
+        history,
+        ...(settings.mode ? { mode: settings.mode } : {}),
+        ...(settings.topK ? { top_k: settings.topK } : {}),
+      };
+      void consumeStream(
+        streamChat(request, abort.signal),
+        {
+          onEvent: (event) => {
+            if (event.event === "sources") patch((m) => ({ ...m, sources: event.data.sources }));
+            else patch((m) => ({ ...m, status: "streaming", content: m.content + event.data.text }));
+          },
+          onDone: ({ answer }) => patch((m) => ({ ...m, status: "done", content: answer })),
+          onError: ({ status, code, message }) =>
+            patch((m) => ({ ...m, status: "error", error: { status, code, message } })),
+          onStopped: () => patch((m) => ({ ...m, status: "stopped" })),
+        },
+        "The stream ended before the answer was complete.",
+      ).finally(() => {
+        if (controller.current === abort) controller.current = null;
+        setStreamingId(null);
+      });
     },
     [active, settings, streamingId, updateConversation],
   );

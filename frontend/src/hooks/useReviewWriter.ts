@@ -1,7 +1,8 @@
 /** Streams generated reviews into place, one slot per requested review, with cancellation. */
 import { useCallback, useEffect, useRef, useState } from "react";
 
-import { ApiError, isAbort, streamReviews } from "../lib/api";
+import { type ApiError, streamReviews } from "../lib/api";
+import { consumeStream } from "../lib/consumeStream";
 import type { Review, ReviewRequest } from "../lib/types";
 
 export type WriterStatus = "idle" | "streaming" | "done" | "stopped" | "error";
@@ -28,33 +29,23 @@ export function useReviewWriter() {
     controller.current = abort;
     const slots = Array.from({ length: request.n }, () => ({ text: "", rating: request.rating }));
     setState({ ...IDLE, status: "streaming", reviews: slots });
-    let finished = false;
     try {
-      for await (const event of streamReviews(request, abort.signal)) {
-        if (event.event === "token") {
-          const { index, text } = event.data;
-          setState((s) => ({
-            ...s,
-            reviews: s.reviews.map((r, i) => (i === index ? { ...r, text: r.text + text } : r)),
-          }));
-        } else if (event.event === "done") {
-          finished = true;
-          const { reviews, model, adapter } = event.data;
-          setState({ status: "done", reviews, model, adapter, error: null });
-        } else if (event.event === "error") {
-          finished = true;
-          const { code, message } = event.data.error;
-          setState((s) => ({ ...s, status: "error", error: new ApiError(0, code, message) }));
-        }
-      }
-      if (!finished) throw new ApiError(0, "bad_stream", "The stream ended before the reviews were complete.");
-    } catch (error) {
-      if (isAbort(error)) {
-        if (controller.current === abort) setState((s) => ({ ...s, status: "stopped" }));
-        return;
-      }
-      const failure = error instanceof ApiError ? error : new ApiError(0, "internal_error", String(error));
-      setState((s) => ({ ...s, status: "error", error: failure }));
+      await consumeStream(
+        streamReviews(request, abort.signal),
+        {
+          onEvent: ({ data: { index, text } }) =>
+            setState((s) => ({
+              ...s,
+              reviews: s.reviews.map((r, i) => (i === index ? { ...r, text: r.text + text } : r)),
+            })),
+          onDone: ({ reviews, model, adapter }) => setState({ status: "done", reviews, model, adapter, error: null }),
+          onError: (error) => setState((s) => ({ ...s, status: "error", error })),
+          onStopped: () => {
+            if (controller.current === abort) setState((s) => ({ ...s, status: "stopped" }));
+          },
+        },
+        "The stream ended before the reviews were complete.",
+      );
     } finally {
       if (controller.current === abort) controller.current = null;
     }

@@ -27,6 +27,16 @@ export const ko = {
   "common.problem": "문제 있음",
   "common.none": "없음",
 
+  "auth.title": "API 키",
+  "auth.button": "API 키",
+  "auth.needed": "이 서버는 API 키가 있어야 씁니다. 관리자에게 받은 키를 넣으세요.",
+  "auth.rejected": "이 키는 받아들여지지 않았습니다(잘못되었거나 폐기됨). 다른 키를 넣으세요.",
+  "auth.change": "이 브라우저에 저장한 키를 바꾸거나 지웁니다.",
+  "auth.label": "API 키",
+  "auth.kept": "키는 이 브라우저(localStorage)에만 저장되고, 모든 요청에 함께 보냅니다.",
+  "auth.save": "키 저장",
+  "auth.forget": "키 지우기",
+
   "error.network": "서버에 연결할 수 없습니다",
   "error.networkHint": "백엔드가 실행 중인지 확인하세요 (make run).",
   "error.model": "모델이 응답하지 못했습니다",
@@ -53,11 +63,12 @@ export const ko = {
     "‘{name}’ 어댑터의 가중치 모양이 리뷰 모델의 기본 모델 {model_base}와 맞지 않습니다. 이 기본 모델로 학습한 어댑터인지 확인하세요.",
   "errorCode.adapters_fixed":
     "리뷰 모델(REVIEW_PROVIDER={provider})은 서버를 켠 채로 어댑터를 바꿀 수 없습니다. REVIEW_ADAPTERS에 적고 서버를 다시 시작하세요.",
+  "errorCode.auth_invalid": "API 키가 받아들여지지 않았습니다. 잘못되었거나 폐기된 키입니다.",
+  "errorCode.auth_required": "이 서버는 API 키가 있어야 쓸 수 있습니다.",
   "errorCode.bad_stream": "답변 스트림을 읽을 수 없습니다.",
   "errorCode.conflict": "요청이 문서의 현재 상태와 맞지 않습니다.",
   "errorCode.database_unavailable": "데이터베이스에 연결할 수 없습니다. 잠시 뒤 다시 시도하세요.",
-  "errorCode.document_in_other_collection":
-    "같은 ID의 문서가 다른 컬렉션에 있습니다. 그 문서를 먼저 지우거나 다른 ID를 쓰세요.",
+  "errorCode.document_ambiguous": "여러 컬렉션에 ID가 {document_id}인 문서가 있습니다. 컬렉션을 지정하세요.",
   "errorCode.document_not_found": "문서를 찾을 수 없습니다. 이미 삭제되었을 수 있습니다.",
   "errorCode.document_version_changed": "색인하는 동안 문서의 새 버전이 들어와, 이번 내용은 반영하지 않았습니다.",
   "errorCode.embedder_mismatch":
@@ -65,6 +76,15 @@ export const ko = {
   "errorCode.empty_prompt": "모델에 보낼 내용이 없습니다.",
   "errorCode.empty_question": "질문을 입력하세요.",
   "errorCode.file_too_large": "파일이 올릴 수 있는 크기보다 큽니다.",
+  "errorCode.collection_required": "이 키는 일부 모음만 쓸 수 있습니다. 모음을 하나 고르세요.",
+  "errorCode.cross_origin_refused": "다른 사이트의 페이지에서 보낸 변경 요청은 받지 않습니다.",
+  "errorCode.exposed_without_keys":
+    "API 키 없이 외부 주소에서 서버를 열 수 없습니다. 먼저 `rag keys create --role admin`으로 키를 만드세요.",
+  "errorCode.forbidden": "이 키로는 할 수 없는 일입니다.",
+  "errorCode.forbidden_collection": "이 키로는 그 모음을 쓸 수 없습니다.",
+  "errorCode.forbidden_role": "{role} 역할의 키가 있어야 할 수 있는 일입니다.",
+  "errorCode.host_not_allowed":
+    "서버가 이 호스트 이름으로 온 요청에 답하지 않습니다. 관리자가 API_ALLOWED_HOSTS에 넣어야 합니다.",
   "errorCode.http_error": "서버가 요청을 처리하지 못했습니다.",
   "errorCode.indexing_failed": "이 문서를 색인하지 못했습니다.",
   "errorCode.internal_error": "서버에서 예기치 않은 오류가 났습니다. 서버 로그를 확인하세요.",
@@ -79,6 +99,8 @@ export const ko = {
   "errorCode.job_not_found": "작업 {id}을(를) 찾을 수 없습니다.",
   "errorCode.method_not_allowed": "이 주소는 이 요청 방식을 받지 않습니다.",
   "errorCode.model_unavailable": "모델을 쓸 수 없습니다. 모델 설정과 연결을 확인하세요.",
+  "errorCode.no_worker":
+    "업로드를 색인할 작업자가 실행 중이 아닙니다. 작업 {id}은(는) 대기열에 남아 있다가 작업자가 시작되면 실행됩니다. rag worker를 실행하세요.",
   "errorCode.not_found": "요청한 항목을 찾을 수 없습니다.",
   "errorCode.ocr_timeout":
     "{filename}의 글자 인식(OCR)이 {limit_s}초 안에 끝나지 않았습니다. 파일을 더 작게 나눠 올려 주세요.",
@@ -95,6 +117,7 @@ export const ko = {
   "errorCode.question_too_long": "질문이 너무 깁니다.",
   "errorCode.queue_schema_outdated":
     "작업 대기열의 데이터베이스 테이블이 다른 버전으로 만들어졌습니다. 관리자가 대기열 테이블을 새 버전에 맞게 올려야 합니다.",
+  "errorCode.rate_limited": "요청이 너무 많습니다. 잠시 뒤 다시 시도하세요.",
   "errorCode.request_too_large": "요청이 {limit_mb} MB 한도를 넘습니다. 파일을 나눠 올려 주세요.",
   "errorCode.server_unreachable":
     "{server}에서 rag 서버가 응답하지 않습니다. `rag serve`로 서버를 시작하거나 --server로 주소를 주세요.",
@@ -187,7 +210,6 @@ export const ko = {
   "docs.deleteTitle": "문서를 삭제할까요?",
   "docs.deleteBody": "‘{title}’과(와) 청크 {n}개가 색인에서 지워집니다. 되돌릴 수 없습니다.",
   "docs.deleting": "삭제 중…",
-  "docs.status.pending": "대기",
   "docs.status.indexing": "색인 중",
   "docs.status.ready": "준비됨",
   "docs.status.failed": "실패",

@@ -1,5 +1,6 @@
 /** The one client of the backend's HTTP API: every request and every error goes through here. */
 
+import { announceKeyNeeded, authHeaders, isAuthCode, type KeyPromptReason } from "./apiKey";
 import { readSSE } from "./sse";
 import type {
   AdapterLoadRequest,
@@ -60,14 +61,23 @@ function isParams(params: unknown): params is ErrorParams {
 function errorFrom(status: number, body: unknown): ApiError {
   if (isErrorBody(body)) {
     const { code, message, params } = body.error;
+    // The server wants a key, or another one: the key dialog asks, whichever screen sent this.
+    if (isAuthCode(status, code)) announceKeyNeeded(code as KeyPromptReason);
     return new ApiError(status, code, message, isParams(params) ? params : {});
   }
   return new ApiError(status, "http_error", `HTTP ${status}`);
 }
 
+/** `init` with the stored API key's `Authorization` header added. */
+function signed(init: RequestInit): RequestInit {
+  const headers = new Headers(init.headers);
+  for (const [name, value] of Object.entries(authHeaders())) headers.set(name, value);
+  return { ...init, headers };
+}
+
 async function connect(path: string, init: RequestInit): Promise<Response> {
   try {
-    return await fetch(path, init);
+    return await fetch(path, signed(init));
   } catch (error) {
     if (isAbort(error)) throw error;
     throw new ApiError(0, NETWORK_ERROR, "The server could not be reached.");
@@ -176,12 +186,22 @@ export function listDocuments(collection?: string, cursor?: string, signal?: Abo
   return getJson<DocumentPage>(search ? `/api/documents?${search}` : "/api/documents", signal);
 }
 
-export function getDocument(id: string, signal?: AbortSignal): Promise<DocumentInfo> {
-  return getJson(`/api/documents/${encodeURIComponent(id)}`, signal);
+/**
+ * One document. The same id in two collections is two documents: pass the document's `collection`
+ * (without it the backend answers 409 `document_ambiguous` when several collections hold the id).
+ */
+export function getDocument(id: string, collection?: string, signal?: AbortSignal): Promise<DocumentInfo> {
+  return getJson(documentPath(id, collection), signal);
 }
 
-export async function deleteDocument(id: string): Promise<void> {
-  await send(`/api/documents/${encodeURIComponent(id)}`, { method: "DELETE" });
+/** Delete one document of `collection` (see `getDocument`). */
+export async function deleteDocument(id: string, collection?: string): Promise<void> {
+  await send(documentPath(id, collection), { method: "DELETE" });
+}
+
+function documentPath(id: string, collection?: string): string {
+  const path = `/api/documents/${encodeURIComponent(id)}`;
+  return collection ? `${path}?${new URLSearchParams({ collection })}` : path;
 }
 
 export async function listCollections(): Promise<string[]> {
@@ -227,8 +247,8 @@ export interface UploadOptions {
 /**
  * Upload one file to be indexed by a background job (`?wait=false`, answered 202 with the job's id).
  * A backend without jobs ignores the parameter and answers at once with one result per document in
- * the file (a .jsonl or .csv holds many; documents the file no longer holds come back as `removed`),
- * so the upload works across the change. XMLHttpRequest rather than fetch because only it reports
+ * the file (a .jsonl or .csv holds many), so the upload works across the change. It never asks to
+ * replace: documents an earlier upload of the file held and this one lacks stay. XMLHttpRequest rather than fetch because only it reports
  * upload progress. A rejected file is a result (`outcome: "rejected"`), even though the backend
  * answers it with 4xx.
  */
@@ -240,6 +260,7 @@ export function uploadFile(file: File, options: UploadOptions = {}): Promise<Upl
   return new Promise((resolve, reject) => {
     const xhr = new XMLHttpRequest();
     xhr.open("POST", "/api/documents?wait=false");
+    for (const [name, value] of Object.entries(authHeaders())) xhr.setRequestHeader(name, value);
     xhr.responseType = "text";
     xhr.upload.onprogress = (event) => {
       if (event.lengthComputable && event.total > 0) options.onProgress?.(event.loaded / event.total);

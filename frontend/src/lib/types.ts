@@ -1,6 +1,8 @@
 /** Shapes of the backend's HTTP API (kept in step with backend/app/api/schemas.py). */
 
-export type SearchMode = "hybrid" | "dense" | "sparse";
+/** The search modes, in the order the UI offers them (`SearchMode` in backend/app/core/config.py). */
+export const SEARCH_MODES = ["hybrid", "dense", "sparse"] as const;
+export type SearchMode = (typeof SEARCH_MODES)[number];
 
 /** Values an error's message names (a file name, a limit), for wording it in the UI's language. */
 export type ErrorParams = Record<string, string | number>;
@@ -70,7 +72,7 @@ export interface Source {
   page_unit?: PageUnit | null;
 }
 
-export type DocumentStatus = "pending" | "indexing" | "ready" | "failed";
+export type DocumentStatus = "indexing" | "ready" | "failed";
 
 export interface DocumentInfo {
   id: string;

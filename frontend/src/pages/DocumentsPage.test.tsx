@@ -70,7 +70,9 @@ describe("documents screen", () => {
 
     await waitFor(() => expect(screen.queryByRole("dialog")).not.toBeInTheDocument());
     await waitFor(() => expect(within(screen.getByRole("table")).queryByText("취업규칙")).not.toBeInTheDocument());
-    expect(calls.some((c) => c.method === "DELETE" && c.url.endsWith("/api/documents/d1"))).toBe(true);
+    expect(calls.some((c) => c.method === "DELETE" && c.url.endsWith("/api/documents/d1?collection=default"))).toBe(
+      true,
+    );
   });
 
   it("marks the document a citation pointed to", async () => {

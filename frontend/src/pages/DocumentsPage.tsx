@@ -12,12 +12,13 @@ import { useI18n } from "../i18n";
 import { getDocument, getStatus, listCollections, listDocuments } from "../lib/api";
 import type { DocumentInfo } from "../lib/types";
 
-const isBusy = (doc: DocumentInfo) => doc.status === "pending" || doc.status === "indexing";
+const isBusy = (doc: DocumentInfo) => doc.status === "indexing";
 
 export function DocumentsPage() {
   const { t } = useI18n();
   const { query } = useRouter();
   const highlightId = query.get("doc");
+  const highlightCollection = query.get("collection") ?? undefined;
   const [collection, setCollection] = useState("");
   const status = useQuery({ queryKey: ["status"], queryFn: ({ signal }) => getStatus(signal) });
   const collections = useQuery({ queryKey: ["collections"], queryFn: listCollections });
@@ -34,10 +35,13 @@ export function DocumentsPage() {
   const loaded = pages?.flatMap((page) => page.documents);
   const total = pages?.at(-1)?.total ?? 0;
   // A citation may point past the pages loaded so far: that one document is fetched and shown first.
-  const highlightLoaded = !highlightId || !loaded || loaded.some((d) => d.id === highlightId);
+  const highlightLoaded =
+    !highlightId ||
+    !loaded ||
+    loaded.some((d) => d.id === highlightId && (!highlightCollection || d.collection === highlightCollection));
   const highlighted = useQuery({
-    queryKey: ["documents", { highlight: highlightId }],
-    queryFn: ({ signal }) => getDocument(highlightId!, signal),
+    queryKey: ["documents", { highlight: highlightId, collection: highlightCollection }],
+    queryFn: ({ signal }) => getDocument(highlightId!, highlightCollection, signal),
     enabled: !highlightLoaded,
   });
   const rows = loaded && !highlightLoaded && highlighted.data ? [highlighted.data, ...loaded] : loaded;

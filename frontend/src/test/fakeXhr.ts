@@ -5,6 +5,7 @@ export interface SentUpload {
   method: string;
   url: string;
   body: FormData;
+  headers: Record<string, string>;
 }
 
 export type Answer = (request: SentUpload) => { status: number; body: unknown };
@@ -25,6 +26,7 @@ export function installXhr(answer: Answer): SentUpload[] {
     status = 0;
     private method = "";
     private url = "";
+    private headers: Record<string, string> = {};
     private aborted = false;
 
     open(method: string, url: string) {
@@ -32,8 +34,12 @@ export function installXhr(answer: Answer): SentUpload[] {
       this.url = url;
     }
 
+    setRequestHeader(name: string, value: string) {
+      this.headers[name] = value;
+    }
+
     send(body: FormData) {
-      const request = { method: this.method, url: this.url, body };
+      const request = { method: this.method, url: this.url, body, headers: this.headers };
       sent.push(request);
       setTimeout(() => {
         if (this.aborted) return;

@@ -7,9 +7,10 @@ from collections.abc import AsyncIterator
 
 from fastapi import APIRouter
 
-from app.api.deps import RAGPipelineDep, SettingsDep
+from app.api.deps import RAGPipelineDep, ReaderDep, SettingsDep, rate_limited
 from app.api.schemas import ChatRequest, ChatResponse, ErrorResponse, SourceOut
 from app.api.sse import format_event, sse_response
+from app.auth.roles import Caller
 from app.core.config import Settings
 from app.core.errors import TooLarge
 from app.models.base import ChatMessage
@@ -31,7 +32,7 @@ _ERRORS = {
 }
 
 
-def _options(body: ChatRequest, settings: Settings) -> RetrievalOptions:
+def _options(body: ChatRequest, settings: Settings, caller: Caller) -> RetrievalOptions:
     if len(body.question) > settings.api.max_question_chars:
         raise TooLarge(
             f"The question is {len(body.question)} characters; the limit is "
@@ -41,7 +42,7 @@ def _options(body: ChatRequest, settings: Settings) -> RetrievalOptions:
     return RetrievalOptions(
         top_k=body.top_k or settings.retrieval.top_k,
         mode=body.mode or settings.retrieval.mode,
-        collection=body.collection,
+        collection=caller.scope(body.collection),
         filters=body.filters,
     )
 
@@ -54,10 +55,15 @@ def _source_out(source: Source) -> SourceOut:
     return SourceOut(**dataclasses.asdict(source))
 
 
-@router.post("", response_model=ChatResponse, responses=_ERRORS)
-async def chat(body: ChatRequest, pipeline: RAGPipelineDep, settings: SettingsDep) -> ChatResponse:
+@router.post(
+    "", response_model=ChatResponse, responses=_ERRORS, dependencies=[rate_limited("chat")]
+)
+async def chat(
+    body: ChatRequest, pipeline: RAGPipelineDep, settings: SettingsDep, caller: ReaderDep
+) -> ChatResponse:
     """Answer a question from the indexed documents, citing passages as ``[n]``."""
-    result = await pipeline.answer(body.question, _options(body, settings), _history(body))
+    options = _options(body, settings, caller)
+    result = await pipeline.answer(body.question, options, _history(body))
     return ChatResponse(
         answer=result.answer,
         sources=[_source_out(s) for s in result.sources],
@@ -68,13 +74,16 @@ async def chat(body: ChatRequest, pipeline: RAGPipelineDep, settings: SettingsDe
 @router.post(
     "/stream",
     responses={200: {"content": {"text/event-stream": {}}}, **_ERRORS},
+    dependencies=[rate_limited("chat")],
 )
-async def chat_stream(body: ChatRequest, pipeline: RAGPipelineDep, settings: SettingsDep):
+async def chat_stream(
+    body: ChatRequest, pipeline: RAGPipelineDep, settings: SettingsDep, caller: ReaderDep
+):
     """Stream the answer as Server-Sent Events: one ``sources`` event, ``token`` events, ``done``.
 
     A failure after streaming began arrives as an ``error`` event with ``{"error": {code, message}}``.
     """
-    events = pipeline.stream(body.question, _options(body, settings), _history(body))
+    events = pipeline.stream(body.question, _options(body, settings, caller), _history(body))
     # Retrieval happens before the first event: its errors still get a proper status code.
     first = await anext(events)
 

@@ -12,10 +12,10 @@ from collections.abc import Awaitable
 from fastapi import APIRouter
 from fastapi.responses import JSONResponse
 
-from app.api.deps import ComponentsDep
+from app.api.deps import ComponentsDep, EmbedderDep, LLMDep, SettingsDep, StoreDep
 from app.api.schemas import CheckResult, ReadyResponse
 from app.core.errors import DatabaseUnavailable, RagError
-from app.retriever.database import embedded_server
+from app.retriever.embedded_postgres import embedded_server
 
 router = APIRouter(tags=["health"])
 
@@ -29,39 +29,45 @@ async def health() -> dict[str, str]:
 
 
 @router.get("/ready", response_model=ReadyResponse, responses={503: {"model": ReadyResponse}})
-async def ready(components: ComponentsDep) -> JSONResponse:
+async def ready(
+    settings: SettingsDep,
+    llm: LLMDep,
+    embedder: EmbedderDep,
+    store: StoreDep,
+    components: ComponentsDep,
+) -> JSONResponse:
     """Readiness: the database answers and the embedding and chat models can be used."""
 
     async def database() -> str:
         restarts = 0
         if components.database_mode == "embedded":
-            server = embedded_server(components.settings.database)
+            server = embedded_server(settings.database)
             health = server.health
             if health.state != "up":
                 # The supervisor knows why at once; a ping would only wait for its timeout.
                 raise DatabaseUnavailable(
-                    f"The embedded PostgreSQL in {server.pgdata} is {health.state}: "
+                    f"The embedded PostgreSQL is {health.state}: "
                     f"{health.reason or 'it was not started'}."
                 )
             restarts = health.restarts
-        await asyncio.to_thread(components.store.ping)
+        await asyncio.to_thread(store.ping)
         if restarts:
             times = "once" if restarts == 1 else f"{restarts} times"
             return f"PostgreSQL answers (the embedded server was restarted {times})"
         return "PostgreSQL answers"
 
     async def embedding() -> str:
-        await asyncio.to_thread(components.embedder.embed_query, _EMBED_PROBE)
-        return components.embedder.name
+        await asyncio.to_thread(embedder.embed_query, _EMBED_PROBE)
+        return embedder.name
 
-    async def llm() -> str:
-        await components.llm.check()
-        return components.llm.name
+    async def chat_model() -> str:
+        await llm.check()
+        return llm.name
 
     checks = {
         "database": await _check(database()),
         "embedding": await _check(embedding()),
-        "llm": await _check(llm()),
+        "llm": await _check(chat_model()),
     }
     ok = all(c.ok for c in checks.values())
     body = ReadyResponse(status="ready" if ok else "unavailable", checks=checks)

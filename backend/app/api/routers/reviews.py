@@ -12,17 +12,17 @@ from typing import Literal
 from fastapi import APIRouter
 from pydantic import BaseModel, ConfigDict, Field
 
-from app.api.deps import ReviewModelDep
+from app.api.deps import ReaderDep, ReviewModelDep, rate_limited
 from app.api.schemas import ErrorResponse
 from app.api.sse import format_event, sse_response
 from app.pipelines.reviews import (
     MAX_NEW_TOKENS,
     MAX_REVIEWS,
     MAX_SUBJECT_CHARS,
-    Review,
     ReviewRequest,
     ReviewsDone,
     ReviewToken,
+    WrittenReview,
     review_writer_for,
 )
 
@@ -67,7 +67,7 @@ class ReviewsResponse(BaseModel):
     adapter: str | None = Field(description="The adapter that wrote them; null for the base model.")
 
 
-def _response(reviews: list[Review], model: str, adapter: str | None) -> ReviewsResponse:
+def _response(reviews: list[WrittenReview], model: str, adapter: str | None) -> ReviewsResponse:
     return ReviewsResponse(
         reviews=[ReviewOut(text=r.text, rating=r.rating) for r in reviews],
         model=model,
@@ -75,8 +75,15 @@ def _response(reviews: list[Review], model: str, adapter: str | None) -> Reviews
     )
 
 
-@router.post("/generate", response_model=ReviewsResponse, responses=_ERRORS)
-async def generate(body: ReviewGenerateRequest, model: ReviewModelDep) -> ReviewsResponse:
+@router.post(
+    "/generate",
+    response_model=ReviewsResponse,
+    responses=_ERRORS,
+    dependencies=[rate_limited("reviews")],
+)
+async def generate(
+    body: ReviewGenerateRequest, model: ReviewModelDep, _: ReaderDep
+) -> ReviewsResponse:
     """Write ``n`` reviews that match the rating, with the prompt the adapter was trained on."""
     request = body.to_request()
     writer = review_writer_for(model, request)
@@ -84,8 +91,12 @@ async def generate(body: ReviewGenerateRequest, model: ReviewModelDep) -> Review
     return _response(reviews, writer.model_name, body.adapter)
 
 
-@router.post("/generate/stream", responses={200: {"content": {"text/event-stream": {}}}, **_ERRORS})
-async def generate_stream(body: ReviewGenerateRequest, model: ReviewModelDep):
+@router.post(
+    "/generate/stream",
+    responses={200: {"content": {"text/event-stream": {}}}, **_ERRORS},
+    dependencies=[rate_limited("reviews")],
+)
+async def generate_stream(body: ReviewGenerateRequest, model: ReviewModelDep, _: ReaderDep):
     """Stream the reviews as Server-Sent Events: ``token`` ``{index, text}`` events, then ``done``.
 
     ``done`` carries the same body as ``POST /api/reviews/generate``. The reviews are written

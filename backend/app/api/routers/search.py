@@ -6,7 +6,7 @@ import asyncio
 
 from fastapi import APIRouter
 
-from app.api.deps import RetrieverDep, SettingsDep
+from app.api.deps import ReaderDep, RetrieverDep, SettingsDep, rate_limited
 from app.api.schemas import ErrorResponse, SearchRequest, SearchResponse, SearchResult
 from app.retriever.types import SearchHit
 
@@ -28,9 +28,10 @@ def to_search_result(hit: SearchHit) -> SearchResult:
     "",
     response_model=SearchResponse,
     responses={422: {"model": ErrorResponse}, 503: {"model": ErrorResponse}},
+    dependencies=[rate_limited("search")],
 )
 async def search(
-    body: SearchRequest, retriever: RetrieverDep, settings: SettingsDep
+    body: SearchRequest, retriever: RetrieverDep, settings: SettingsDep, caller: ReaderDep
 ) -> SearchResponse:
     """Return the best-matching chunks of ready documents, best first."""
     hits = await asyncio.to_thread(
@@ -38,7 +39,7 @@ async def search(
         body.query,
         top_k=body.top_k or settings.retrieval.top_k,
         mode=body.mode or settings.retrieval.mode,
-        collection=body.collection,
+        collection=caller.scope(body.collection),
         filters=body.filters,
     )
     return SearchResponse(results=[to_search_result(h) for h in hits])

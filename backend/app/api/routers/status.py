@@ -7,7 +7,15 @@ from importlib.metadata import PackageNotFoundError, version
 from fastapi import APIRouter
 from fastapi.concurrency import run_in_threadpool
 
-from app.api.deps import ComponentsDep, StoreDep
+from app.api.deps import (
+    CallerDep,
+    ComponentsDep,
+    EmbedderDep,
+    LLMDep,
+    ReviewModelDep,
+    SettingsDep,
+    StoreDep,
+)
 from app.api.schemas import (
     CollectionList,
     DatabaseInfo,
@@ -18,6 +26,7 @@ from app.api.schemas import (
     ReviewStatus,
     StatusResponse,
 )
+from app.auth.redact import model_name_for
 from app.core.errors import RagError
 
 router = APIRouter(prefix="/api", tags=["status"])
@@ -32,29 +41,36 @@ def app_version() -> str:
 
 
 @router.get("/status", response_model=StatusResponse)
-async def status(components: ComponentsDep) -> StatusResponse:
+async def status(
+    settings: SettingsDep,
+    llm: LLMDep,
+    reviews: ReviewModelDep,
+    embedder: EmbedderDep,
+    store: StoreDep,
+    components: ComponentsDep,
+    caller: CallerDep,
+) -> StatusResponse:
     """Both model roles (the chat model as ``llm``, the review writer as ``reviews``), the
-    embedding model, database mode, retrieval defaults and upload limits."""
-    settings = components.settings
-    reviews = components.reviews
+    embedding model, database mode, retrieval defaults and upload limits. Model folders and
+    addresses are shown to admins only."""
     try:
-        await run_in_threadpool(components.store.ping)
+        await run_in_threadpool(store.ping)
         database_ok = True
     except RagError:
         database_ok = False
     return StatusResponse(
         version=app_version(),
-        llm=ProviderInfo(provider=settings.llm.provider, name=components.llm.name),
+        llm=ProviderInfo(provider=settings.llm.provider, name=model_name_for(caller, llm.name)),
         reviews=ReviewStatus(
             provider=reviews.provider,
-            name=reviews.name,
+            name=model_name_for(caller, reviews.name),
             adapters=list(reviews.adapters()),
             shares_chat_model=reviews.shares_chat_model,
         ),
         embedding=EmbeddingInfo(
             provider=settings.embedding.provider,
-            name=components.embedder.name,
-            dimension=components.embedder.dimension,
+            name=model_name_for(caller, embedder.name),
+            dimension=embedder.dimension,
         ),
         database=DatabaseInfo(mode=components.database_mode, ok=database_ok),
         retrieval=RetrievalInfo(mode=settings.retrieval.mode, top_k=settings.retrieval.top_k),
@@ -67,6 +83,7 @@ async def status(components: ComponentsDep) -> StatusResponse:
 
 
 @router.get("/collections", response_model=CollectionList)
-async def collections(store: StoreDep) -> CollectionList:
-    """Names of the collections that hold documents."""
-    return CollectionList(collections=await run_in_threadpool(store.list_collections))
+async def collections(store: StoreDep, caller: CallerDep) -> CollectionList:
+    """Names of the collections that hold documents (those the key may use)."""
+    names = await run_in_threadpool(store.list_collections)
+    return CollectionList(collections=[name for name in names if caller.may_use(name)])

@@ -35,7 +35,6 @@ from PIL import Image
 
 from app.core.errors import InvalidInput, TooLarge, Unsupported
 from app.core.logger import get_logger
-from app.retriever.korean import get_kiwi
 from app.retriever.loaders import ocr
 from app.retriever.loaders.common import (
     MAX_EXPANDED_BYTES,
@@ -45,6 +44,7 @@ from app.retriever.loaders.common import (
     stem,
 )
 from app.retriever.loaders.pages import join_pages
+from app.text.korean import get_kiwi
 
 log = get_logger(__name__)
 

@@ -4,6 +4,7 @@ import { useState, type FormEvent } from "react";
 import { useI18n } from "../../i18n";
 import type { Conversation } from "../../lib/conversations";
 import { Button, IconButton } from "../ui/Button";
+import { ConfirmDialog } from "../ui/ConfirmDialog";
 import { Dialog } from "../ui/Dialog";
 
 interface ConversationListProps {
@@ -86,29 +87,16 @@ export function ConversationList({
         </Dialog>
       )}
       {deleting && (
-        <Dialog
+        <ConfirmDialog
           title={t("chat.deleteTitle")}
-          onClose={() => setDeleting(null)}
-          actions={
-            <>
-              <Button data-autofocus onClick={() => setDeleting(null)}>
-                {t("common.cancel")}
-              </Button>
-              <Button
-                variant="danger"
-                icon="trash"
-                onClick={() => {
-                  onDelete(deleting.id);
-                  setDeleting(null);
-                }}
-              >
-                {t("common.delete")}
-              </Button>
-            </>
-          }
+          onCancel={() => setDeleting(null)}
+          onConfirm={() => {
+            onDelete(deleting.id);
+            setDeleting(null);
+          }}
         >
           <p>{t("chat.deleteBody", { title: titleOf(deleting) })}</p>
-        </Dialog>
+        </ConfirmDialog>
       )}
     </div>
   );

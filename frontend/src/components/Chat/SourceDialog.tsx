@@ -13,9 +13,11 @@ import { sourceFile, sourcePlace } from "./sourcePlace";
 
 export function SourceDialog({ source, onClose }: { source: Source; onClose: () => void }) {
   const { t, locale } = useI18n();
+  // Every passage's metadata names its collection; the same id in another collection is another document.
+  const collection = typeof source.metadata.collection === "string" ? source.metadata.collection : undefined;
   const document = useQuery({
-    queryKey: ["document", source.document_id],
-    queryFn: ({ signal }) => getDocument(source.document_id, signal),
+    queryKey: ["document", source.document_id, collection],
+    queryFn: ({ signal }) => getDocument(source.document_id, collection, signal),
     retry: false,
   });
   const missing = document.error instanceof ApiError && document.error.status === 404;
@@ -46,7 +48,7 @@ export function SourceDialog({ source, onClose }: { source: Source; onClose: () 
               {formatBytes(document.data.size_bytes, locale)} ·{" "}
               {t("source.added", { date: formatDate(document.data.created_at, locale) })}
             </p>
-            <Link className="btn btn-secondary btn-sm" to={`/documents?doc=${encodeURIComponent(source.document_id)}`}>
+            <Link className="btn btn-secondary btn-sm" to={documentLink(source.document_id, collection)}>
               <Icon name="link" size={16} />
               {t("source.open")}
             </Link>
@@ -55,4 +57,10 @@ export function SourceDialog({ source, onClose }: { source: Source; onClose: () 
       </section>
     </Dialog>
   );
+}
+
+function documentLink(documentId: string, collection: string | undefined): string {
+  const query = new URLSearchParams({ doc: documentId });
+  if (collection) query.set("collection", collection);
+  return `/documents?${query}`;
 }

@@ -4,9 +4,9 @@ import { describe, expect, it } from "vitest";
 import { installFetch, json, STATUS } from "../../test/fakeFetch";
 import { renderApp } from "../../test/render";
 
-const doc = (n: number) => ({
+const doc = (n: number, collection = "default") => ({
   id: `d${n}`,
-  collection: "default",
+  collection,
   source: `문서${n}.txt`,
   title: `문서 ${n}`,
   status: "ready",
@@ -20,7 +20,7 @@ const doc = (n: number) => ({
 
 /** Five documents, newest first, served two a page as the backend does: the cursor is where a page ended. */
 function backend() {
-  const documents = [5, 4, 3, 2, 1].map(doc);
+  const documents = [5, 4, 3, 2, 1].map((n) => doc(n));
   return installFetch({
     "GET /health": () => json({ status: "ok" }),
     "GET /api/status": () => json(STATUS),
@@ -33,6 +33,7 @@ function backend() {
       return json({ documents: page, total: documents.length, next_cursor: more ? page.at(-1)!.id : null });
     },
     "GET /api/documents/d1": () => json(doc(1)),
+    "DELETE /api/documents/d5": () => new Response(null, { status: 204 }),
   });
 }
 
@@ -73,5 +74,53 @@ describe("document table pages", () => {
     expect(row).toHaveClass("is-highlighted");
     expect(titles(screen.getByRole("table"))).toEqual(["문서 1", "문서 5", "문서 4"]);
     expect(screen.getByText("전체 5개 중 2개")).toBeInTheDocument();
+  });
+
+  it("deletes a document only once the confirmation is accepted, Cancel focused first", async () => {
+    const calls = backend();
+    const { user } = renderApp("/documents");
+    await screen.findByRole("table");
+    const deletes = () =>
+      calls.filter((c) => c.method === "DELETE").map((c) => new URL(c.url).pathname + new URL(c.url).search);
+
+    await user.click(screen.getByRole("button", { name: "‘문서 5’ 삭제" }));
+    let dialog = screen.getByRole("dialog", { name: "문서를 삭제할까요?" });
+    expect(within(dialog).getByRole("button", { name: "취소" })).toHaveFocus();
+    await user.click(within(dialog).getByRole("button", { name: "취소" }));
+    expect(screen.queryByRole("dialog")).not.toBeInTheDocument();
+    expect(deletes()).toEqual([]);
+
+    await user.click(screen.getByRole("button", { name: "‘문서 5’ 삭제" }));
+    dialog = screen.getByRole("dialog", { name: "문서를 삭제할까요?" });
+    await user.click(within(dialog).getByRole("button", { name: "삭제" }));
+    await waitFor(() => expect(screen.queryByRole("dialog")).not.toBeInTheDocument());
+    expect(deletes()).toEqual(["/api/documents/d5?collection=default"]);
+  });
+
+  it("deletes the document of its own collection when two collections hold the same id", async () => {
+    const calls = installFetch({
+      "GET /health": () => json({ status: "ok" }),
+      "GET /api/status": () => json(STATUS),
+      "GET /api/collections": () => json({ collections: ["a", "b"] }),
+      "GET /api/documents": () =>
+        json({ documents: [{ ...doc(7, "b"), title: "나 문서" }, doc(7, "a")], total: 2, next_cursor: null }),
+      "DELETE /api/documents/d7": () => new Response(null, { status: 204 }),
+    });
+    const { user } = renderApp("/documents");
+    await screen.findByRole("table");
+    await user.click(screen.getByRole("button", { name: "‘나 문서’ 삭제" }));
+    const dialog = screen.getByRole("dialog", { name: "문서를 삭제할까요?" });
+    await user.click(within(dialog).getByRole("button", { name: "삭제" }));
+    await waitFor(() => expect(screen.queryByRole("dialog")).not.toBeInTheDocument());
+    const deletes = calls.filter((c) => c.method === "DELETE").map((c) => new URL(c.url).search);
+    expect(deletes).toEqual(["?collection=b"]);
+  });
+
+  it("asks for a cited document in the collection the citation names", async () => {
+    const calls = backend();
+    renderApp("/documents?doc=d1&collection=default");
+    await screen.findByText("문서 1", { selector: ".doc-name" });
+    const asked = calls.filter((c) => new URL(c.url).pathname === "/api/documents/d1");
+    expect(asked.map((c) => new URL(c.url).searchParams.get("collection"))).toEqual(["default"]);
   });
 });

@@ -7,11 +7,10 @@ import { deleteDocument } from "../../lib/api";
 import { formatBytes, formatDate } from "../../lib/format";
 import type { DocumentInfo, DocumentStatus } from "../../lib/types";
 import { Button, IconButton } from "../ui/Button";
-import { Dialog } from "../ui/Dialog";
+import { ConfirmDialog } from "../ui/ConfirmDialog";
 import { Badge, ErrorNotice, type Tone } from "../ui/Feedback";
 
 const STATUS_TONE: Record<DocumentStatus, Tone> = {
-  pending: "neutral",
   indexing: "info",
   ready: "success",
   failed: "danger",
@@ -44,7 +43,7 @@ export function DocumentTable({
   const highlighted = useRef<HTMLTableRowElement>(null);
 
   const remove = useMutation({
-    mutationFn: (doc: DocumentInfo) => deleteDocument(doc.id),
+    mutationFn: (doc: DocumentInfo) => deleteDocument(doc.id, doc.collection),
     onSuccess: () => setConfirming(null),
     onSettled: () => {
       void queryClient.invalidateQueries({ queryKey: ["documents"] });
@@ -132,28 +131,16 @@ export function DocumentTable({
       )}
 
       {confirming && (
-        <Dialog
+        <ConfirmDialog
           title={t("docs.deleteTitle")}
-          onClose={() => setConfirming(null)}
-          actions={
-            <>
-              <Button data-autofocus onClick={() => setConfirming(null)}>
-                {t("common.cancel")}
-              </Button>
-              <Button
-                variant="danger"
-                icon="trash"
-                disabled={remove.isPending}
-                onClick={() => remove.mutate(confirming)}
-              >
-                {remove.isPending ? t("docs.deleting") : t("common.delete")}
-              </Button>
-            </>
-          }
+          onCancel={() => setConfirming(null)}
+          onConfirm={() => remove.mutate(confirming)}
+          busy={remove.isPending}
+          confirmLabel={remove.isPending ? t("docs.deleting") : undefined}
         >
           <p>{t("docs.deleteBody", { title: titleOf(confirming), n: confirming.chunk_count })}</p>
           {remove.error && <ErrorNotice error={remove.error} />}
-        </Dialog>
+        </ConfirmDialog>
       )}
     </>
   );

@@ -5,13 +5,12 @@ import { useState, type FormEvent } from "react";
 import { useI18n } from "../../i18n";
 import { search } from "../../lib/api";
 import { clampedInt, formatScore } from "../../lib/format";
-import type { SearchMode, SearchResult } from "../../lib/types";
+import { SEARCH_MODES, type SearchMode, type SearchResult } from "../../lib/types";
 import { Button } from "../ui/Button";
 import { ErrorNotice, Spinner } from "../ui/Feedback";
 import { Segmented } from "../ui/Segmented";
 
 type Choice = SearchMode | "compare";
-const MODES: SearchMode[] = ["hybrid", "dense", "sparse"];
 
 interface Submitted {
   query: string;
@@ -79,11 +78,11 @@ export function SearchPlayground() {
     event.preventDefault();
     const text = query.trim();
     if (!text) return;
-    setSubmitted({ query: text, modes: choice === "compare" ? MODES : [choice], topK });
+    setSubmitted({ query: text, modes: choice === "compare" ? [...SEARCH_MODES] : [choice], topK });
   };
 
   const options: { value: Choice; label: string }[] = [
-    ...MODES.map((mode) => ({ value: mode, label: t(`mode.${mode}`) })),
+    ...SEARCH_MODES.map((mode) => ({ value: mode, label: t(`mode.${mode}`) })),
     { value: "compare", label: t("search.compare") },
   ];
 

@@ -1,10 +1,11 @@
-/** The top bar: name, the four screens, server health, language and theme. */
+/** The top bar: name, the four screens, server health, the API key, language and theme. */
 import { useQuery } from "@tanstack/react-query";
 
 import { Link, useRouter } from "../../hooks/router";
 import { useTheme } from "../../hooks/useTheme";
 import { useI18n, type MessageKey } from "../../i18n";
 import { getHealth } from "../../lib/api";
+import { announceKeyNeeded } from "../../lib/apiKey";
 import { IconButton } from "../ui/Button";
 import { Icon, type IconName } from "../ui/Icon";
 
@@ -56,6 +57,9 @@ export function Header() {
             <span className="dot" aria-hidden="true" />
             <span className="sr-only">{healthLabel}</span>
           </span>
+          <button type="button" className="btn btn-ghost btn-sm" onClick={() => announceKeyNeeded("change")}>
+            {t("auth.button")}
+          </button>
           <button
             type="button"
             className="btn btn-ghost btn-sm lang-toggle"

@@ -14,7 +14,7 @@ from psycopg.conninfo import make_conninfo
 
 from app.core.config import DatabaseSettings
 from app.core.errors import DatabaseUnavailable
-from app.retriever.database import describe_conninfo, embedded_server, resolve_database_url
+from app.retriever.embedded_postgres import describe_conninfo, embedded_server, resolve_database_url
 from app.retriever.vector_store import ChunkRow, PGVectorStore
 from tests.conftest import drop_schema, new_schema_name
 

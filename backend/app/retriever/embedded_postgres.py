@@ -16,6 +16,11 @@ Each process that starts (or joins) the embedded server also looks after it:
   starts it afresh.
 - a watchdog process (``postgres_watchdog``) stops the server when this process dies, even by
   SIGKILL, unless another user of the folder still runs: no server is left without a user.
+
+The process that starts the server first writes its memory settings, sized to the machine
+(``embedded_tuning``) with ``DATABASE_EMBEDDED_SETTINGS`` over them; a folder initialised just
+now is restarted once so that they apply from the first use. A server already running (started
+by another process) keeps what it started with.
 """
 
 from __future__ import annotations
@@ -25,6 +30,7 @@ import os
 import subprocess
 import threading
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
@@ -37,6 +43,7 @@ from app.core.config import DatabaseSettings
 from app.core.errors import DatabaseUnavailable
 from app.core.logger import get_logger
 from app.retriever import postgres_watchdog
+from app.retriever.embedded_tuning import server_settings, write_tuning
 from app.retriever.postgres_watchdog import (
     load_pgserver,
     one_thread,
@@ -78,8 +85,11 @@ class EmbeddedPostgres:
         *,
         check_interval_s: float = 1.0,
         restart_timeout_s: float = 60.0,
+        settings: Mapping[str, str] | None = None,
     ) -> None:
+        """``settings``: PostgreSQL settings over the ones sized to the machine."""
         self.pgdata = Path(pgdata).expanduser().resolve()
+        self.settings = dict(settings or {})
         self.check_interval_s = check_interval_s
         self.restart_timeout_s = restart_timeout_s
         self._server: PostgresServer | None = None
@@ -157,6 +167,10 @@ class EmbeddedPostgres:
             pgserver = load_pgserver()
             with server_lock():
                 self._forget_dead_postmaster()
+                initialised = (self.pgdata / "PG_VERSION").exists()
+                if initialised and postmaster_pid(self.pgdata) is None:
+                    # This process starts the server: it reads the file as it starts.
+                    write_tuning(self.pgdata, server_settings(self.settings))
             with one_thread():
                 # The first use of a folder in this process initialises and starts it (under
                 # pgserver's lock, which it takes itself); later ones find pgserver's object
@@ -164,6 +178,8 @@ class EmbeddedPostgres:
                 server = pgserver.get_server(self.pgdata, cleanup_mode="stop")
             with server_lock():
                 self._forget_dead_postmaster()
+                if not initialised:
+                    self._apply_tuning(server)
                 server.ensure_postgres_running()
                 if postmaster_pid(self.pgdata) is None:
                     # pgserver took a dead postmaster for a running one: the lock file stays
@@ -180,6 +196,21 @@ class EmbeddedPostgres:
             # users and end the supervisor, which shares pgserver's lock with that hook.
             atexit.register(self.stop)
         self._server = server
+
+    def _apply_tuning(self, server: PostgresServer) -> None:
+        """Write the settings into a folder initialised just now and stop its server, which
+        started without them, unless another process uses it already; the caller starts it."""
+        if not write_tuning(self.pgdata, server_settings(self.settings)):
+            return
+        others = [
+            pid
+            for pid in server.global_process_id_list.get()
+            if pid != os.getpid() and postgres_watchdog.process_alive(pid)
+        ]
+        if others or postmaster_pid(self.pgdata) is None:
+            return
+        pg_ctl = load_pgserver()._commands.pg_ctl
+        pg_ctl(["-w", "-m", "fast", "stop"], pgdata=self.pgdata, user=server.system_user)
 
     def _forget_dead_postmaster(self) -> None:
         """Let a killed postmaster that lingers as a zombie be taken for dead, as it is.
@@ -284,7 +315,9 @@ def embedded_server(settings: DatabaseSettings) -> EmbeddedPostgres:
     with _servers_lock:
         if pgdata not in _servers:
             _servers[pgdata] = EmbeddedPostgres(
-                pgdata, restart_timeout_s=settings.restart_timeout_s
+                pgdata,
+                restart_timeout_s=settings.restart_timeout_s,
+                settings=settings.embedded_settings,
             )
         return _servers[pgdata]
 

@@ -7,7 +7,7 @@ import re
 from concurrent.futures import ThreadPoolExecutor
 
 from app.retriever.chunking import chunk_analysed
-from app.retriever.korean import analyse, get_kiwi, search_tokens
+from app.text.korean import analyse, get_kiwi, search_tokens
 from tests.utils.documents import korquad_paragraphs, nsmc_reviews
 
 
