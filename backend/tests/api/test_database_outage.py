@@ -55,6 +55,15 @@ def test_database_down_gives_503_then_recovers(
         ready = client.get("/ready")
         assert ready.status_code == 503
         assert ready.json()["checks"]["database"]["ok"] is False
+        # The local user is an admin: the reason names where the database lives.
+        assert "rag-outage-" in ready.json()["checks"]["database"]["detail"]
+        # Through a proxy the request is no longer the local user's: it reads no location.
+        proxied = client.get("/ready", headers={"X-Forwarded-For": "203.0.113.9"})
+        assert proxied.status_code == 503
+        assert proxied.json()["checks"]["database"] == {
+            "ok": False,
+            "detail": "The database does not answer.",
+        }
         assert client.get("/health").status_code == 200
 
         own_server.start()
