@@ -11,8 +11,10 @@ Who needs a key (docs/security.md, "Who needs a key"):
   last key is revoked while it runs, every request is refused.
 
 A verified key is trusted for ``AUTH_CACHE_S`` seconds, keyed by a SHA-256 of the whole key, so a
-chat does not pay an argon2 verification per request; whether any key exists is cached as long.
-So a revoked key, or the first key created, takes effect within ``AUTH_CACHE_S`` seconds.
+chat does not pay an argon2 verification per request; that some key exists is remembered as long.
+So a revoked key takes effect within ``AUTH_CACHE_S`` seconds. That no key exists is never
+remembered: the first key created is required from the next request on (a keyless server is a
+local one, where the extra query is cheap).
 """
 
 from __future__ import annotations
@@ -105,7 +107,8 @@ class Authenticator:
         )
 
     def keys_exist(self) -> bool:
-        """Whether some key is active, as the database said at most ``AUTH_CACHE_S`` ago.
+        """Whether some key is active: ``True`` as the database said at most ``AUTH_CACHE_S``
+        ago, ``False`` as it says now.
 
         While the database is down the last answer stands (no key can be created or revoked
         meanwhile), so that a local server still says what is wrong instead of only 503.
@@ -113,8 +116,8 @@ class Authenticator:
         now = self._clock()
         with self._lock:
             known = self._keys_exist
-        if known is not None and now < known[1]:
-            return known[0]
+        if known is not None and known[0] and now < known[1]:
+            return True
         try:
             exists = self._store.any_active()
         except DatabaseUnavailable:

@@ -59,18 +59,24 @@ def test_a_verified_key_is_trusted_for_cache_s_then_checked_again(keys: KeyStore
     assert refused.value.code == "auth_invalid"
 
 
-def test_the_first_key_turns_authentication_on_within_cache_s(keys: KeyStore) -> None:
+def test_the_first_key_turns_authentication_on_at_once_the_last_revoked_within_cache_s(
+    keys: KeyStore,
+) -> None:
     clock = Clock()
     authenticator = Authenticator(
         keys, AuthSettings(cache_s=10), bind_host="localhost", clock=clock
     )
     assert authenticator.caller({}) == LOCAL_USER
-    keys.create(Role.reader)
-    assert authenticator.caller({}) == LOCAL_USER
-    clock.now += 11
+    record, _ = keys.create(Role.reader)
     with pytest.raises(Unauthorized) as refused:
         authenticator.caller({})
     assert refused.value.code == "auth_required"
+
+    assert keys.revoke(record.id)
+    with pytest.raises(Unauthorized):
+        authenticator.caller({})
+    clock.now += 11
+    assert authenticator.caller({}) == LOCAL_USER
 
 
 def test_off_loopback_every_request_needs_a_key_unless_auth_is_disabled(keys: KeyStore) -> None:
