@@ -35,7 +35,13 @@ from app.models.local import LocalLLM
 from app.models.review_prompt import review_messages
 from tests.conftest import drop_schema, new_schema_name
 from tests.utils.live_server import live_server
-from tests.utils.local_llm import ServingDirs, build_adapter, tiny_serving
+from tests.utils.local_llm import (
+    ServingDirs,
+    build_adapter,
+    build_narrow_model,
+    set_adapter_base,
+    tiny_serving,
+)
 from tests.utils.sse import parse_sse
 from tests.utils.tiny_lm import NSMC_TRAIN
 
@@ -268,9 +274,11 @@ def test_adapters_that_do_not_fit_are_422_and_change_nothing(
 
     other_base = tmp_path / "other-base"
     shutil.copytree(dirs.adapters["other"], other_base)
-    _set_base(other_base, "someone/another-model")
-    narrow = build_adapter(_narrow_model(tmp_path / "narrow-model"), tmp_path / "narrow", seed=3)
-    _set_base(narrow, str(dirs.model))
+    set_adapter_base(other_base, "someone/another-model")
+    narrow = build_adapter(
+        build_narrow_model(tmp_path / "narrow-model"), tmp_path / "narrow", seed=3
+    )
+    set_adapter_base(narrow, str(dirs.model))
     cases = [
         ({"name": "x", "path": str(other_base)}, 422, "adapter_base_mismatch"),
         ({"name": "x", "path": str(narrow)}, 422, "adapter_shape_mismatch"),
@@ -545,25 +553,3 @@ def test_old_settings_keep_working_with_a_deprecation_note(
     current = Settings(review=_tiny_reviews(dirs))
     assert current.review_role().deprecations == ()
     assert Settings().review_role().provider == "none"
-
-
-def _set_base(adapter: Path, base: str) -> None:
-    config_file = adapter / "adapter_config.json"
-    config = json.loads(config_file.read_text(encoding="utf-8"))
-    config["base_model_name_or_path"] = base
-    config_file.write_text(json.dumps(config), encoding="utf-8")
-
-
-def _narrow_model(path: Path) -> Path:
-    from transformers import LlamaConfig, LlamaForCausalLM
-
-    config = LlamaConfig(
-        vocab_size=64,
-        hidden_size=32,
-        intermediate_size=64,
-        num_hidden_layers=2,
-        num_attention_heads=4,
-        num_key_value_heads=2,
-    )
-    LlamaForCausalLM(config).save_pretrained(path)
-    return path

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
@@ -12,23 +11,12 @@ import pytest
 from app.cli import main
 from app.core.config import get_settings
 from app.main import create_app
-from tests.conftest import drop_schema
 from tests.utils.live_server import live_server
 
 
 @pytest.fixture
-def env(pg_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
-    """Settings through the environment, as a user would give them."""
-    monkeypatch.chdir(tmp_path)
-    monkeypatch.setenv("DATABASE_URL", pg_url)
-    monkeypatch.setenv("RAG_DATA_DIR", str(tmp_path / "data"))
-    monkeypatch.setenv("EMBEDDING_DIMENSION", "128")
-    monkeypatch.setenv("LLM_PROVIDER", "extractive")
-    monkeypatch.setenv("API_INDEX_SAMPLE_CORPUS", "false")
-    get_settings.cache_clear()
-    yield tmp_path
-    get_settings.cache_clear()
-    drop_schema(pg_url, "rag")
+def env(cli_env: Path) -> Path:
+    return cli_env
 
 
 @pytest.fixture

@@ -3,33 +3,23 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from app.cli import main
-from app.core.config import get_settings
-from tests.conftest import drop_schema
 
 
 @pytest.fixture
-def seven(pg_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[list[str]]:
+def seven(cli_env: Path) -> list[str]:
     """Seven documents (one ``.jsonl``) in a fresh ``rag`` schema; their ids."""
-    monkeypatch.chdir(tmp_path)
-    monkeypatch.setenv("DATABASE_URL", pg_url)
-    monkeypatch.setenv("RAG_DATA_DIR", str(tmp_path / "data"))
-    monkeypatch.setenv("EMBEDDING_DIMENSION", "64")
-    monkeypatch.setenv("API_INDEX_SAMPLE_CORPUS", "false")
-    get_settings.cache_clear()
+    tmp_path = cli_env
     ids = [f"doc-{n}" for n in range(7)]
     lines = [json.dumps({"id": i, "text": f"{i}번 문서의 본문입니다."}) for i in ids]
     (tmp_path / "seven.jsonl").write_text("\n".join(lines), encoding="utf-8")
     assert main(["ingest", str(tmp_path / "seven.jsonl"), "--quiet", "--json"]) == 0
-    yield ids
-    get_settings.cache_clear()
-    drop_schema(pg_url, "rag")
+    return ids
 
 
 def _listed(capsys: pytest.CaptureFixture[str], *args: str) -> dict[str, Any]:

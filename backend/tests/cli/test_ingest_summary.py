@@ -4,29 +4,20 @@ from __future__ import annotations
 
 import json
 import unicodedata
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from app.cli import main
-from app.core.config import get_settings
 from app.retriever import indexer as indexer_module
 from app.retriever.loaders import LOADERS, LoadedDocument, load_documents
-from tests.conftest import drop_schema
 from tests.utils.documents import make_hwp
 
 
 @pytest.fixture
-def folder(pg_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+def folder(cli_env: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """Settings through the environment, and a folder of three good files and three bad ones."""
-    monkeypatch.chdir(tmp_path)
-    monkeypatch.setenv("DATABASE_URL", pg_url)
-    monkeypatch.setenv("RAG_DATA_DIR", str(tmp_path / "data"))
-    monkeypatch.setenv("EMBEDDING_DIMENSION", "128")
-    monkeypatch.setenv("LLM_PROVIDER", "extractive")
-    monkeypatch.setenv("API_INDEX_SAMPLE_CORPUS", "false")
-    get_settings.cache_clear()
+    tmp_path = cli_env
 
     def broken(filename: str, data: bytes) -> list[LoadedDocument]:
         raise RuntimeError("a bug in the HTML loader")
@@ -51,9 +42,7 @@ def folder(pg_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iter
     (docs / "버그.html").write_text("<p>읽히지 않습니다</p>", encoding="utf-8")
     (docs / "깨진.jsonl").write_text('{"text": "좋은 줄"}\n{깨진 줄', encoding="utf-8")
     (docs / "빈.txt").write_bytes(b"")
-    yield docs
-    get_settings.cache_clear()
-    drop_schema(pg_url, "rag")
+    return docs
 
 
 def test_ingest_goes_on_past_bad_files_and_prints_a_summary(

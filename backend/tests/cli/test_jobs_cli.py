@@ -16,27 +16,18 @@ from app.cli import main
 from app.components import Components
 from app.core.config import get_settings
 from app.jobs.store import Job, JobFile
-from tests.conftest import drop_schema
 from tests.utils.workers import BACKEND_DIR, poll
 
 
 @pytest.fixture
-def env(pg_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
-    """Settings through the environment, as a user would give them."""
-    monkeypatch.chdir(tmp_path)
-    monkeypatch.setenv("DATABASE_URL", pg_url)
-    monkeypatch.setenv("RAG_DATA_DIR", str(tmp_path / "data"))
-    monkeypatch.setenv("EMBEDDING_DIMENSION", "128")
-    monkeypatch.setenv("API_INDEX_SAMPLE_CORPUS", "false")
+def env(cli_env: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Settings through the environment, with a worker that beats and polls often."""
     monkeypatch.setenv("JOBS_HEARTBEAT_S", "0.2")
     # No test here takes a job over: a worker slowed down by a busy machine must not be taken
     # for dead (tests/retriever/test_worker.py tests the takeover).
     monkeypatch.setenv("JOBS_STALLED_AFTER_S", "60")
     monkeypatch.setenv("JOBS_POLL_S", "0.2")
-    get_settings.cache_clear()
-    yield tmp_path
-    get_settings.cache_clear()
-    drop_schema(pg_url, "rag")
+    return cli_env
 
 
 @pytest.fixture

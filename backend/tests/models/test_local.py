@@ -4,7 +4,6 @@ dynamic batching, streaming, seeds, and the errors that must surface at start-up
 from __future__ import annotations
 
 import asyncio
-import json
 import shutil
 import threading
 from collections.abc import Iterator, Sequence
@@ -25,7 +24,9 @@ from tests.utils.local_llm import (
     ServingDirs,
     arriving_together,
     build_adapter,
+    build_narrow_model,
     record_endless_generations,
+    set_adapter_base,
     tiny_serving,
     wait_for_generation,
 )
@@ -292,14 +293,14 @@ def test_missing_adapter_dir_fails_at_start_up(tmp_path: Path, dirs: ServingDirs
 def test_adapter_for_another_base_fails_at_start_up(tmp_path: Path, dirs: ServingDirs) -> None:
     renamed = tmp_path / "renamed"
     shutil.copytree(dirs.adapters["reviews"], renamed)
-    _set_base(renamed, "someone/another-model")
+    set_adapter_base(renamed, "someone/another-model")
     with pytest.raises(ModelUnavailable, match="was trained on someone/another-model"):
         LocalLLM(dirs.settings(lora_adapters={"renamed": renamed}))
 
     # Same recorded base, but built on a narrower model: the weight shapes do not fit.
-    narrow = _narrow_model(tmp_path / "narrow-model")
+    narrow = build_narrow_model(tmp_path / "narrow-model")
     misfit = build_adapter(narrow, tmp_path / "misfit", seed=3)
-    _set_base(misfit, str(dirs.model))
+    set_adapter_base(misfit, str(dirs.model))
     with pytest.raises(ModelUnavailable, match="does not fit"):
         LocalLLM(dirs.settings(lora_adapters={"misfit": misfit}))
 
@@ -371,25 +372,3 @@ def test_batcher_outlives_a_caller_whose_event_loop_has_closed() -> None:
         assert asyncio.run(asyncio.wait_for(batcher.submit(2), timeout=30)) == 20
     finally:
         batcher.close()
-
-
-def _set_base(adapter: Path, base: str) -> None:
-    config_file = adapter / "adapter_config.json"
-    config = json.loads(config_file.read_text(encoding="utf-8"))
-    config["base_model_name_or_path"] = base
-    config_file.write_text(json.dumps(config), encoding="utf-8")
-
-
-def _narrow_model(path: Path) -> Path:
-    from transformers import LlamaConfig, LlamaForCausalLM
-
-    config = LlamaConfig(
-        vocab_size=64,
-        hidden_size=32,
-        intermediate_size=64,
-        num_hidden_layers=2,
-        num_attention_heads=4,
-        num_key_value_heads=2,
-    )
-    LlamaForCausalLM(config).save_pretrained(path)
-    return path

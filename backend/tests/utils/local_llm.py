@@ -6,6 +6,7 @@ measurably moves the base model's output, and differently from the other.
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Mapping
 from contextlib import AbstractContextManager
@@ -79,6 +80,30 @@ def build_adapter(model_dir: Path, output: Path, seed: int, *, rank: int = 4) ->
     with peft_deprecations_silenced():
         get_peft_model(base, config).save_pretrained(output)
     return output
+
+
+def set_adapter_base(adapter: Path, base: str) -> None:
+    """Rewrite the base model an adapter folder says it was trained on."""
+    config_file = adapter / "adapter_config.json"
+    config = json.loads(config_file.read_text(encoding="utf-8"))
+    config["base_model_name_or_path"] = base
+    config_file.write_text(json.dumps(config), encoding="utf-8")
+
+
+def build_narrow_model(path: Path) -> Path:
+    """A random Llama of another width than the tiny base: adapters of one do not fit the other."""
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    config = LlamaConfig(
+        vocab_size=64,
+        hidden_size=32,
+        intermediate_size=64,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+    )
+    LlamaForCausalLM(config).save_pretrained(path)
+    return path
 
 
 def tiny_serving(tmp_path_factory: pytest.TempPathFactory) -> ServingDirs:
