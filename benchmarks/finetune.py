@@ -105,10 +105,10 @@ def run_baseline(model: Path, data: Path, output: Path, threads: int) -> Result:
 def baseline_worker(model_dir: Path, data: Path, output: Path, threads: int) -> None:
     """Trainer + PEFT with ordinary padding, on exactly the examples `rag finetune train` uses."""
     import torch
-    from app.finetune.data import DataOptions, load_reviews
     from app.finetune.examples import tokenize_reviews
     from app.hf.chat_template import chat_template_for
     from app.hf.peft_compat import peft_deprecations_silenced
+    from app.recipes.data import DataOptions, load_reviews
     from peft import LoraConfig, get_peft_model
     from transformers import (
         AutoModelForCausalLM,

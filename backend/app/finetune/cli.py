@@ -11,12 +11,12 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from app.finetune.data import DataOptions
 from app.finetune.evaluate import add_parser as add_eval_parser
-from app.finetune.governor import GovernorSettings
 from app.finetune.plan_cli import add_parser as add_plan_parser
-from app.finetune.settings_fields import add_arguments, cli_fields, given, group_of
-from app.finetune.train_config import TrainConfig
+from app.recipes.data import DataOptions
+from app.recipes.governor_settings import GovernorSettings
+from app.recipes.settings_fields import add_arguments, cli_fields, given, group_of
+from app.recipes.train_config import TrainConfig
 
 # Every option's default is None so that "not given" is visible on --resume.
 _TRAIN_FIELDS = cli_fields(TrainConfig)
@@ -85,7 +85,7 @@ def cmd_train(args: argparse.Namespace) -> int:
 def train_config_from_args(args: argparse.Namespace) -> TrainConfig:
     """The run's config from the parsed ``train`` flags: the flags given on a new run, the
     saved config (with any pacing flags given) on ``--resume``."""
-    from app.finetune.train_config import resolve_config
+    from app.finetune.resume_config import resolve_config
 
     return resolve_config(
         args.output,

@@ -26,7 +26,6 @@ from typing import Any
 
 from app.core.errors import InvalidInput
 from app.core.logger import get_logger
-from app.finetune.data import DataOptions, Review, load_reviews
 from app.finetune.evaluate_metrics import (
     ClassifierScore,
     RatingClassifier,
@@ -37,6 +36,7 @@ from app.finetune.evaluate_metrics import (
     sample,
     sentiment_band,
 )
+from app.recipes.data import DataOptions, Review, load_reviews
 
 log = get_logger("finetune.evaluate")
 
@@ -301,7 +301,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 def run_eval_cli(args: argparse.Namespace) -> int:
     """``rag finetune eval``: print (and optionally save) the report."""
     from app.finetune.merge import adapter_base_model
-    from app.finetune.train_config import DEFAULT_MODEL
+    from app.recipes.train_config import DEFAULT_MODEL
 
     model = args.model or (adapter_base_model(args.adapter) if args.adapter else DEFAULT_MODEL)
     train_data = args.train or (_training_data_of(args.adapter) if args.adapter else None)

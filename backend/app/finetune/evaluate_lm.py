@@ -15,12 +15,12 @@ from pathlib import Path
 from typing import Any
 
 from app.core.errors import NotFound
-from app.finetune.data import Review
 from app.finetune.prompts import render_review_prompt
 from app.hf.adapters import attach_saved_adapter, tokenizer_source
 from app.hf.chat_template import chat_template_for
 from app.hf.device import default_device, training_dtype
 from app.hf.tokens import pad_token_id, stop_token_ids
+from app.recipes.data import Review
 
 
 @dataclass

@@ -23,9 +23,9 @@ import numpy as np
 
 from app.core.errors import InvalidInput
 from app.core.logger import get_logger
-from app.finetune.data import DataOptions, DataReport, Review, data_fingerprint, load_reviews
 from app.hf.chat_template import render_chat
 from app.models.review_prompt import REVIEW_SYSTEM_PROMPT, review_messages
+from app.recipes.data import DataOptions, DataReport, Review, data_fingerprint, load_reviews
 
 log = get_logger("finetune.examples")
 

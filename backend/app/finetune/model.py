@@ -15,11 +15,11 @@ import torch.nn.functional as F
 from app.core.errors import InvalidInput, NotFound
 from app.finetune.examples import PreparedData
 from app.finetune.packing import Batch, collate, epoch_order, pack_rows
-from app.finetune.train_config import TrainConfig
 from app.hf.device import training_dtype
 from app.hf.peft_compat import peft_deprecations_silenced
 from app.hf.quantization import set_4bit_layout
 from app.hf.tokens import pad_token_id
+from app.recipes.train_config import TrainConfig
 
 
 def load_tokenizer(model_id: str) -> Any:

@@ -31,7 +31,7 @@ import numpy as np
 import torch
 
 from app.finetune.examples import TokenizedExamples
-from app.finetune.train_config import Packing
+from app.recipes.train_config import Packing
 
 IGNORE_INDEX = -100
 

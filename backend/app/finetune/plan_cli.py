@@ -8,9 +8,9 @@ from dataclasses import replace
 from typing import Any
 
 from app.core.errors import InvalidInput
-from app.finetune.plan import Plan, make_plan
-from app.finetune.plan_estimate import GIB, PlanSettings, gib
-from app.finetune.train_config import DEFAULT_MODEL
+from app.recipes.plan import Plan, make_plan
+from app.recipes.plan_estimate import GIB, PlanSettings, gib
+from app.recipes.train_config import DEFAULT_MODEL
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:

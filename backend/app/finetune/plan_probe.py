@@ -18,9 +18,9 @@ import math
 from dataclasses import dataclass, replace
 from typing import Any
 
-from app.finetune.plan_estimate import ALL_LINEARS, PlanSettings, estimate_memory
-from app.finetune.plan_shapes import resolve_shape
-from app.finetune.train_config import AdapterMethod, TrainConfig
+from app.recipes.plan_estimate import ALL_LINEARS, PlanSettings, estimate_memory
+from app.recipes.plan_shapes import resolve_shape
+from app.recipes.train_config import AdapterMethod, TrainConfig
 
 
 @dataclass(frozen=True)

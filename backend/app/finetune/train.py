@@ -64,9 +64,9 @@ from app.finetune.run_files import (
     write_json,
 )
 from app.finetune.sharding import fsdp_plugin, shard
-from app.finetune.train_config import RUN_FILE, TrainConfig
 from app.hf.chat_template import chat_template_for
 from app.hf.tokens import pad_token_id
+from app.recipes.train_config import RUN_FILE, TrainConfig
 
 log = get_logger("finetune.train")
 

@@ -10,10 +10,10 @@ import pytest
 from transformers import AutoTokenizer
 
 from app.core.errors import InvalidInput, NotFound
-from app.finetune.data import DataOptions, detect_format, load_reviews
 from app.finetune.examples import prepare_examples, tokenize_reviews
 from app.finetune.prompts import render_review_prompt
 from app.hf.chat_template import chat_template_for
+from app.recipes.data import DataOptions, detect_format, load_reviews
 
 
 def write(path: Path, text: str) -> Path:

@@ -23,7 +23,7 @@ from safetensors.torch import load_file
 from app.cli import main
 from app.core.errors import InvalidInput
 from app.finetune.train import check_shardable
-from app.finetune.train_config import TrainConfig
+from app.recipes.train_config import TrainConfig
 
 BACKEND = Path(__file__).resolve().parents[2]
 CONFIGS = BACKEND.parent / "deploy" / "accelerate"

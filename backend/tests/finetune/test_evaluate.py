@@ -11,7 +11,6 @@ import pytest
 
 from app.cli import main
 from app.core.errors import InvalidInput
-from app.finetune.data import DataOptions, load_reviews
 from app.finetune.evaluate import EvalSettings, format_markdown, run_eval
 from app.finetune.evaluate_metrics import (
     RatingClassifier,
@@ -21,6 +20,7 @@ from app.finetune.evaluate_metrics import (
     sample,
     sentiment_band,
 )
+from app.recipes.data import DataOptions, load_reviews
 from tests.conftest import require_shared
 from tests.utils.tiny_lm import SHARED_DATA
 
@@ -51,9 +51,9 @@ def adapter(
     tmp_path_factory: pytest.TempPathFactory, tiny_model_dir: Path, train_slice: Path
 ) -> Path:
     """A LoRA adapter trained by ``rag finetune train``'s recipe for a few steps on ``train_slice``."""
-    from app.finetune.governor import GovernorSettings
     from app.finetune.train import run_training
-    from app.finetune.train_config import TrainConfig
+    from app.recipes.governor_settings import GovernorSettings
+    from app.recipes.train_config import TrainConfig
 
     config = TrainConfig(
         data=str(train_slice),

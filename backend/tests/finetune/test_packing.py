@@ -9,7 +9,6 @@ import pytest
 import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
-from app.finetune.data import DataOptions, load_reviews
 from app.finetune.examples import TokenizedExamples, tokenize_reviews
 from app.finetune.model import ReplyLoss, token_loss_sum
 from app.finetune.packing import (
@@ -22,6 +21,7 @@ from app.finetune.packing import (
     pack_rows,
 )
 from app.hf.chat_template import chat_template_for
+from app.recipes.data import DataOptions, load_reviews
 
 
 @pytest.fixture(scope="module")

@@ -12,9 +12,9 @@ import pytest
 
 from app.cli import main
 from app.core.errors import InvalidInput, NotFound, Unsupported
-from app.finetune.known_configs import MIDM_BASE, MIDM_MINI, find_known_shape
-from app.finetune.plan import make_plan
-from app.finetune.plan_estimate import (
+from app.recipes.known_configs import MIDM_BASE, MIDM_MINI, find_known_shape
+from app.recipes.plan import make_plan
+from app.recipes.plan_estimate import (
     CUDA_CONTEXT_BYTES,
     FRAGMENTATION,
     GIB,
@@ -24,8 +24,8 @@ from app.finetune.plan_estimate import (
     lora_params,
     max_micro_batch,
 )
-from app.finetune.plan_shapes import resolve_shape, shape_from_config
-from app.finetune.train_config import TrainConfig
+from app.recipes.plan_shapes import resolve_shape, shape_from_config
+from app.recipes.train_config import TrainConfig
 
 # A model small enough to train on a CPU in a moment, shaped like Mi:dm (query width above the
 # hidden size, grouped KV heads, tied embeddings).

@@ -19,8 +19,8 @@ from safetensors.torch import load_file
 from app.finetune.model import token_loss_sum
 from app.finetune.packing import collate
 from app.finetune.train import setup
-from app.finetune.train_config import TrainConfig
 from app.hf.quantization import packed_4bit_layers, set_4bit_layout
+from app.recipes.train_config import TrainConfig
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 

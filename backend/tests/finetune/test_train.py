@@ -12,12 +12,12 @@ from safetensors.torch import load_file
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
 from app.cli import main
-from app.finetune.governor import GovernorSettings
 from app.finetune.prompts import render_review_prompt
 from app.finetune.train import Run, save, setup, train
-from app.finetune.train_config import TrainConfig
 from app.hf.chat_template import COMPACT_LLAMA3_TEMPLATE
 from app.hf.peft_compat import peft_deprecations_silenced
+from app.recipes.governor_settings import GovernorSettings
+from app.recipes.train_config import TrainConfig
 from tests.finetune.conftest import RATING_SENTENCES
 
 QUIET = GovernorSettings(niceness=0, max_threads=1)

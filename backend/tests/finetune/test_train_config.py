@@ -12,11 +12,11 @@ import pytest
 
 from app.core.errors import InvalidInput
 from app.finetune.cli import register, train_config_from_args
-from app.finetune.data import DataOptions
-from app.finetune.governor import GovernorSettings
-from app.finetune.plan import make_plan
-from app.finetune.settings_fields import cli_fields, flag_of
-from app.finetune.train_config import (
+from app.recipes.data import DataOptions
+from app.recipes.governor_settings import GovernorSettings
+from app.recipes.plan import make_plan
+from app.recipes.settings_fields import cli_fields, flag_of
+from app.recipes.train_config import (
     ADAPTER_METHODS,
     METHODS,
     TrainConfig,

@@ -12,8 +12,8 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from app.core.errors import InvalidInput
-from app.finetune.known_configs import ModelShape
-from app.finetune.plan_estimate import (
+from app.recipes.known_configs import ModelShape
+from app.recipes.plan_estimate import (
     BF16,
     CUDA_CONTEXT_BYTES,
     FRAGMENTATION,
@@ -25,8 +25,8 @@ from app.finetune.plan_estimate import (
     lora_params,
     max_micro_batch,
 )
-from app.finetune.plan_shapes import resolve_shape
-from app.finetune.train_config import ADAPTER_METHODS, METHODS, AdapterMethod, Method
+from app.recipes.plan_shapes import resolve_shape
+from app.recipes.train_config import ADAPTER_METHODS, METHODS, AdapterMethod, Method
 
 
 @dataclass(frozen=True)

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from app.core.errors import InvalidInput, NotFound, Unsupported
-from app.finetune.known_configs import KNOWN_SHAPES, ModelShape, find_known_shape
+from app.recipes.known_configs import KNOWN_SHAPES, ModelShape, find_known_shape
 
 # attention with grouped KV heads, a gated MLP of three matrices).
 _DECODER_TYPES = {"llama", "mistral", "qwen2", "exaone"}

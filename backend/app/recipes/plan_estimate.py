@@ -28,8 +28,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from app.core.errors import InvalidInput
-from app.finetune.known_configs import ModelShape
-from app.finetune.train_config import Method
+from app.recipes.known_configs import ModelShape
+from app.recipes.train_config import Method
 
 ALL_LINEARS: tuple[str, ...] = (
     "q_proj",

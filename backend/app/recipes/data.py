@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import IO, Literal
 
 from app.core.errors import InvalidInput, NotFound
-from app.finetune.settings_fields import option
+from app.recipes.settings_fields import option
 
 DataFormat = Literal["auto", "nsmc-tsv", "nsmc-raw", "naver-shopping", "jsonl", "csv"]
 DATA_FORMATS: tuple[str, ...] = ("auto", "nsmc-tsv", "nsmc-raw", "naver-shopping", "jsonl", "csv")
