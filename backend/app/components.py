@@ -32,6 +32,7 @@ from app.retriever.indexer import Indexer
 from app.retriever.parsing import ParseLimits, stop_parsing
 from app.retriever.types import IngestResult, Retriever
 from app.retriever.vector_store import PGVectorStore
+from app.tuning.datasets import DatasetStore
 
 log = get_logger(__name__)
 
@@ -74,6 +75,14 @@ class Components:
             connect_timeout_s=settings.database.connect_timeout_s,
         )
         self.jobs.open()
+        self.datasets = DatasetStore(
+            self.database_url,
+            root=settings.finetune_dir() / "datasets",
+            max_bytes=settings.finetune.max_dataset_mb * 1024 * 1024,
+            schema=schema,
+            connect_timeout_s=settings.database.connect_timeout_s,
+        )
+        self.datasets.open()
         self.retriever = HybridRetriever(self.store, self.embedder, settings.retrieval)
         self.indexer = Indexer(
             self.store,
@@ -144,6 +153,7 @@ class Components:
         if "llm" in self.__dict__:
             await self.llm.aclose()
         self.embedder.close()
+        self.datasets.close()
         self.jobs.close()
         self.store.close()
         if self.database_mode == "embedded":

@@ -15,7 +15,18 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from app.api.deps import get_caller
-from app.api.routers import chat, documents, health, jobs, models, reviews, search, status
+from app.api.routers import (
+    chat,
+    documents,
+    finetune_datasets,
+    finetune_jobs,
+    health,
+    jobs,
+    models,
+    reviews,
+    search,
+    status,
+)
 from app.api.sse import error_payload
 from app.auth.authenticator import Authenticator, check_exposure
 from app.auth.browser import BrowserGuard, allowed_hosts
@@ -37,20 +48,25 @@ class BodySizeLimit:
     """Refuses request bodies over ``max_bytes`` with 413 in the API's error shape.
 
     A declared ``Content-Length`` is checked before anything is read; bodies without one (chunked)
-    are counted as they stream in, before they fill memory or disk.
+    are counted as they stream in, before they fill memory or disk. ``per_path`` gives the paths
+    whose bodies have a limit of their own (a training data set) and the limit.
     """
 
-    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+    def __init__(
+        self, app: ASGIApp, max_bytes: int, per_path: dict[str, int] | None = None
+    ) -> None:
         self.app = app
         self.max_bytes = max_bytes
+        self.per_path = per_path or {}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        max_bytes = self.per_path.get(scope["path"], self.max_bytes)
         declared = dict(scope["headers"]).get(b"content-length", b"")
-        if declared.isdigit() and int(declared) > self.max_bytes:
-            await _body_too_large(BodyTooLarge(self.max_bytes))(scope, receive, send)
+        if declared.isdigit() and int(declared) > max_bytes:
+            await _body_too_large(BodyTooLarge(max_bytes))(scope, receive, send)
             return
         received = 0
 
@@ -58,9 +74,9 @@ class BodySizeLimit:
             nonlocal received
             message = await receive()
             received += len(message.get("body", b""))
-            if received > self.max_bytes:
+            if received > max_bytes:
                 # FastAPI re-raises HTTPException from body parsing; the handler below shapes it.
-                raise BodyTooLarge(self.max_bytes)
+                raise BodyTooLarge(max_bytes)
             return message
 
         await self.app(scope, counted, send)
@@ -173,6 +189,8 @@ def create_app(
     bind_host = bind_host or settings.api.host
     # Multipart framing adds a little to the files themselves.
     max_body = int(settings.api.max_upload_mb * settings.api.max_files * 1024 * 1024) + 1024 * 1024
+    # A training data set comes alone, under a limit of its own.
+    dataset_body = settings.finetune.max_dataset_mb * 1024 * 1024 + 1024 * 1024
     setup_logging(settings.api.log_level)
 
     @asynccontextmanager
@@ -199,11 +217,18 @@ def create_app(
         # Uploads wait for workers; these are started here so that the server (`make run`,
         # tests) has them without more commands, and stopped before the database closes.
         workers = WorkerProcesses(settings, schema=schema, count=settings.jobs.serve_workers)
+        # Training has workers of its own, so that an upload never waits behind a training run.
+        trainers = WorkerProcesses(
+            settings, schema=schema, count=settings.finetune.workers, kinds=("finetune",)
+        )
         await run_in_threadpool(workers.start)
+        await run_in_threadpool(trainers.start)
         app.state.worker_processes = workers
+        app.state.training_processes = trainers
         try:
             yield
         finally:
+            await run_in_threadpool(trainers.stop)
             await run_in_threadpool(workers.stop)
             await components.aclose()
 
@@ -216,7 +241,17 @@ def create_app(
     app.state.rate_limits = RateLimits(settings.auth)
     app.include_router(health.router)
     # Every /api route knows its caller; a request that needs a key and has none stops here.
-    for module in (search, chat, documents, jobs, status, models, reviews):
+    for module in (
+        search,
+        chat,
+        documents,
+        jobs,
+        finetune_jobs,
+        finetune_datasets,
+        status,
+        models,
+        reviews,
+    ):
         app.include_router(module.router, dependencies=[Depends(get_caller)])
     if settings.api.cors_origins:
         app.add_middleware(
@@ -225,7 +260,11 @@ def create_app(
             allow_methods=["*"],
             allow_headers=["*"],
         )
-    app.add_middleware(BodySizeLimit, max_bytes=max_body)
+    app.add_middleware(
+        BodySizeLimit,
+        max_bytes=max_body,
+        per_path={finetune_datasets.UPLOAD_PATH: dataset_body},
+    )
     # Outermost: a rebound host name or a cross-site write is refused before anything else runs.
     app.add_middleware(
         BrowserGuard,

@@ -32,6 +32,10 @@ SHARED_DATA = Path(__file__).resolve().parents[2] / ".." / "shared" / "data"
 
 StoreFactory = Callable[..., PGVectorStore]
 
+# Servers built in tests start no training worker unless a test asks for one: most tests never
+# train, and each worker is a process that loads the app.
+os.environ.setdefault("FINETUNE_WORKERS", "0")
+
 
 def require_shared(path: Path) -> Path:
     """``path`` under the shared data folder. A test without it is skipped, with the reason,

@@ -1,9 +1,11 @@
 // The browser checks, in the order a person would use the product: enter the API key the server asks
 // for, upload, search, ask, open a citation, delete, update a file of many documents, write reviews,
-// look at the status; then the same UI at phone width. Screenshots on the way.
+// look at the status, fine-tune the review writer's model and publish the adapter; then the same UI at
+// phone width. Screenshots on the way.
 import assert from "node:assert/strict";
 import { mkdir, readFile } from "node:fs/promises";
 import path from "node:path";
+import { gunzipSync } from "node:zlib";
 
 // How long a step waits for what it expects: generous, since a loaded 2-core machine can take
 // tens of seconds to index or stream; a step that passes never waits longer than it needs.
@@ -282,15 +284,113 @@ async function reviews(page, shots) {
     const producedBy = results.locator(".produced-by dd");
     await producedBy.or(guide).first().waitFor();
     assert.equal(await guide.isVisible(), false, "writing reviews ended in the no-model guide");
-    // The backend runs LLM_PROVIDER=fake, which answers a review request with its first line.
-    assert.equal(await producedBy.first().textContent(), "fake");
+    // The backend writes reviews with the tests' tiny Llama (REVIEW_PROVIDER=local).
+    assert.match(await producedBy.first().textContent(), /tiny-model/);
     assert.equal(await producedBy.nth(1).textContent(), "기본 모델만");
-    const texts = await results.locator(".review-text").allTextContents();
-    assert.deepEqual(
-      texts.map((text) => text.trim()),
-      ["[fake] 별점 9/10점 리뷰를 써 주세요", "[fake] 별점 9/10점 리뷰를 써 주세요"],
-    );
+    await results.locator('.review-list[aria-busy="false"]').waitFor();
+    assert.equal(await results.locator(".review-text").count(), 2);
     await screenshot(page, path.join(shots, "reviews.png"));
+  });
+}
+
+/** The header and the first `lines` reviews of an NSMC file, as a user's upload would hold them. */
+async function nsmcSlice(nsmc, file, lines) {
+  const text = gunzipSync(await readFile(path.join(nsmc, file))).toString("utf8");
+  return Buffer.from(
+    text
+      .split("\n")
+      .slice(0, lines + 1)
+      .join("\n") + "\n",
+  );
+}
+
+async function finetune(page, base, key, shots, { reviewModel, nsmc }) {
+  await step("fine-tuning: upload a training slice and an eval slice, see their reports", async () => {
+    await page.goto("/finetune");
+    await page.getByText("아직 데이터셋이 없습니다").waitFor();
+    const input = page.getByTestId("dataset-input");
+    await input.setInputFiles({
+      name: "nsmc-train.tsv",
+      mimeType: "text/tab-separated-values",
+      buffer: await nsmcSlice(nsmc, "train.tsv.gz", 400),
+    });
+    const histogram = page.getByRole("list", { name: "‘nsmc-train.tsv’의 별점별 리뷰 수" });
+    await histogram.waitFor();
+    assert.equal(await histogram.getByRole("listitem").count(), 10);
+    await input.setInputFiles({
+      name: "nsmc-dev.tsv",
+      mimeType: "text/tab-separated-values",
+      buffer: await nsmcSlice(nsmc, "dev.tsv.gz", 200),
+    });
+    await page.getByRole("list", { name: "‘nsmc-dev.tsv’의 별점별 리뷰 수" }).waitFor();
+    await page.getByRole("radio", { name: "nsmc-train.tsv" }).check();
+    await histogram.waitFor();
+  });
+
+  await step("fine-tuning: the memory plan for a chosen GPU", async () => {
+    await page.getByRole("radio", { name: "8 GiB", exact: true }).check();
+    await page.getByRole("rowheader", { name: "LORA", exact: true }).waitFor();
+  });
+
+  let jobId = "";
+  await step(
+    "fine-tuning: a LoRA job on the tiny model runs to its end with a loss curve and an evaluation",
+    async () => {
+      await page.getByLabel("기본 모델", { exact: true }).fill(reviewModel);
+      await page.getByRole("spinbutton", { name: "최대 스텝 (에포크 대신)" }).fill("6");
+      await page.getByText("고급 설정").click();
+      await page.getByRole("spinbutton", { name: "기록 간격 (스텝)" }).fill("1");
+      await page.getByText("평가 설정").click();
+      await page.getByRole("spinbutton", { name: "별점당 생성 수" }).fill("2");
+      await page.getByRole("combobox", { name: "평가 데이터셋" }).selectOption({ label: "nsmc-dev.tsv" });
+      const started = page.waitForResponse(
+        (r) => r.request().method() === "POST" && r.url().endsWith("/api/finetune/jobs"),
+      );
+      await page.getByRole("button", { name: "학습 시작", exact: true }).click();
+      const response = await started;
+      assert.equal(response.status(), 201, await response.text());
+      jobId = (await response.json()).id;
+      await page.waitForURL(`**/finetune?job=${jobId}`);
+      const view = page.getByRole("region", { name: "학습 진행" });
+      await view.getByText("완료", { exact: true }).waitFor({ timeout: 600_000 });
+      assert.equal(await view.getByTestId("job-steps").textContent(), "6 / 6");
+      const loss = view.getByRole("img", { name: /^손실: / });
+      assert.ok(Number(await loss.getAttribute("data-points")) >= 2, "the loss chart has fewer than two points");
+      const report = page.getByRole("region", { name: "평가", exact: true });
+      await report.getByRole("rowheader", { name: "별점 일치율" }).waitFor();
+      assert.equal(await report.getByRole("columnheader").count(), 4, "base, adapter and real reviews");
+      await screenshot(page, path.join(shots, "finetune.png"), { fullPage: true });
+    },
+  );
+
+  await step("fine-tuning: a reload comes back to the job", async () => {
+    await page.goto("/finetune");
+    await page.getByRole("region", { name: "학습 진행" }).getByText("완료", { exact: true }).waitFor();
+    assert.equal(
+      await page.getByRole("region", { name: "학습 작업" }).locator('a[aria-current="true"]').getAttribute("href"),
+      `/finetune?job=${jobId}`,
+    );
+  });
+
+  await step("fine-tuning: publish the adapter and write with it on the review page", async () => {
+    const publish = page.getByRole("region", { name: "게시", exact: true });
+    await publish.getByRole("textbox", { name: "어댑터 이름" }).fill("e2e-reviews");
+    await publish.getByRole("button", { name: "게시", exact: true }).click();
+    await publish.getByRole("link", { name: "‘e2e-reviews’로 리뷰 쓰기" }).click();
+    await page.waitForURL("**/reviews?adapter=e2e-reviews");
+    const chooser = page.getByRole("group", { name: "어댑터" });
+    assert.ok(
+      await chooser.getByRole("radio", { name: "e2e-reviews" }).isChecked(),
+      "the published adapter is not chosen",
+    );
+    await page.getByRole("button", { name: "리뷰 쓰기" }).click();
+    const producedBy = page.getByRole("region", { name: "결과" }).locator(".produced-by dd");
+    await producedBy.nth(1).getByText("e2e-reviews").waitFor();
+    const { reviews } = await (await apiFetch(base, key, "/api/models")).json();
+    assert.ok(
+      reviews.adapters.some((a) => a.name === "e2e-reviews"),
+      "the review writer does not list the adapter",
+    );
   });
 }
 
@@ -300,11 +400,14 @@ async function status(page, shots) {
     await page.getByText("내장 PostgreSQL").waitFor();
     await page.getByRole("list", { name: "점검 항목" }).waitFor();
     await page.getByText("hash", { exact: false }).first().waitFor();
-    for (const role of ["채팅 모델", "리뷰 모델"]) {
+    for (const [role, provider] of [
+      ["채팅 모델", "fake"],
+      ["리뷰 모델", "local"],
+    ]) {
       const card = page.getByRole("region", { name: role });
       // The role's provider, once /api/models has answered (before, the card shows a spinner).
       await card.locator("dt", { hasText: "제공자" }).waitFor();
-      assert.equal(await card.locator("dt:has-text('제공자') + dd").textContent(), "fake", `${role}: provider`);
+      assert.equal(await card.locator("dt:has-text('제공자') + dd").textContent(), provider, `${role}: provider`);
     }
     await screenshot(page, path.join(shots, "status.png"));
   });
@@ -338,8 +441,8 @@ async function phone(browser, base, storageState, shots) {
       await page.getByRole("button", { name: "대화 목록 열기" }).click();
       await page.getByRole("button", { name: QUESTION, exact: true }).waitFor();
     });
-    await step("phone width: documents and status fit", async () => {
-      for (const route of ["/documents", "/reviews", "/status"]) {
+    await step("phone width: documents, reviews, fine-tuning and status fit", async () => {
+      for (const route of ["/documents", "/reviews", "/finetune", "/status"]) {
         await page.goto(route);
         await page.locator("h1").first().waitFor();
         await page.waitForLoadState("networkidle");
@@ -354,7 +457,7 @@ async function phone(browser, base, storageState, shots) {
   }
 }
 
-export async function checks({ browser, base, key, shots, failures, fixtures }) {
+export async function checks({ browser, base, key, shots, failures, fixtures, reviewModel, nsmc }) {
   const context = await browser.newContext({ viewport: DESKTOP, locale: "ko-KR", baseURL: base, colorScheme: "light" });
   await context.grantPermissions(["clipboard-read", "clipboard-write"], { origin: base });
   const page = await context.newPage();
@@ -370,6 +473,7 @@ export async function checks({ browser, base, key, shots, failures, fixtures }) 
     await reloadWhileIndexing(page, base, key);
     await reviews(page, shots);
     await status(page, shots);
+    await finetune(page, base, key, shots, { reviewModel, nsmc });
     await phone(browser, base, await context.storageState(), shots);
     assert.deepEqual(pageErrors, [], "uncaught errors in the page");
   } catch (error) {

@@ -1,6 +1,7 @@
-// Browser test of the whole product: starts the real backend (embedded PostgreSQL, offline models) on a
-// free port with a fresh data directory, drives the built UI in headless Chromium, saves screenshots of
-// every screen (to $SCREENSHOT_DIR, else frontend/test-results/screenshots), and stops the backend. Run with `npm run e2e` (it builds first).
+// Browser test of the whole product: starts the real backend (embedded PostgreSQL, offline models, the
+// tests' tiny Llama as the review writer) on a free port with a fresh data directory, drives the built
+// UI in headless Chromium, saves screenshots of every screen (to $SCREENSHOT_DIR, else
+// frontend/test-results/screenshots), and stops the backend. Run with `npm run e2e` (it builds first).
 // The pass runs with API keys: once the server is up, `rag keys create` makes an admin key, which the
 // checks enter in the web UI's key dialog when the server first asks for one.
 import { execFile, spawn } from "node:child_process";
@@ -19,6 +20,7 @@ const here = path.dirname(fileURLToPath(import.meta.url));
 const frontend = path.resolve(here, "..");
 const root = path.resolve(frontend, "..");
 const rag = path.join(root, ".venv", "bin", "rag");
+const python = path.join(root, ".venv", "bin", "python");
 // `make screenshots` refreshes the README's pictures; ordinary test runs keep theirs out of git.
 const shots = process.env.SCREENSHOT_DIR
   ? path.resolve(process.env.SCREENSHOT_DIR)
@@ -38,14 +40,33 @@ function freePort() {
   });
 }
 
+/** The tests' tiny Llama (a tokenizer and two layers, pre-trained briefly on NSMC reviews), in `dir`. */
+function buildTinyModel(dir) {
+  const script = [
+    "import sys",
+    "from pathlib import Path",
+    "from tests.utils.tiny_lm import build_tiny_model_dir",
+    "build_tiny_model_dir(Path(sys.argv[1]), pretrain_steps=50)",
+  ].join("\n");
+  return new Promise((resolve, reject) => {
+    execFile(python, ["-c", script, dir], { cwd: path.join(root, "backend"), timeout: 600_000 }, (error, _, stderr) => {
+      if (error) reject(new Error(`building the tiny model failed: ${stderr || error.message}`));
+      else resolve(dir);
+    });
+  });
+}
+
 function backendEnv(port, scratch) {
   const env = {
     ...process.env,
     RAG_DATA_DIR: path.join(scratch, "data"),
     API_PORT: String(port),
     API_INDEX_SAMPLE_CORPUS: "false",
-    // The fake model answers chat from the retrieved passages (citing [1]) and writes reviews.
+    // The fake model answers chat from the retrieved passages (citing [1]); the tiny local model
+    // writes reviews, so that the adapter a fine-tuning job trains on it can be published to it.
     LLM_PROVIDER: "fake",
+    REVIEW_PROVIDER: "local",
+    REVIEW_MODEL: path.join(scratch, "tiny-model"),
     EMBEDDING_PROVIDER: "hash",
   };
   // Always the embedded database: the test must not touch a server named in the caller's environment,
@@ -128,6 +149,10 @@ async function main() {
   const scratch = await mkdtemp(path.join(os.tmpdir(), "rag-e2e-"));
   const port = await freePort();
   const base = `http://127.0.0.1:${port}`;
+  const tinyModel = await buildTinyModel(path.join(scratch, "tiny-model")).catch(async (error) => {
+    await rm(scratch, { recursive: true, force: true });
+    throw error;
+  });
   const backend = startBackend(port, scratch);
   let browser;
   let failed = false;
@@ -146,7 +171,16 @@ async function main() {
         "--no-first-run",
       ],
     });
-    await checks({ browser, base, key, shots, failures, fixtures: path.join(here, "fixtures") });
+    await checks({
+      browser,
+      base,
+      key,
+      shots,
+      failures,
+      fixtures: path.join(here, "fixtures"),
+      reviewModel: tinyModel,
+      nsmc: path.resolve(root, "..", "shared", "data", "nsmc"),
+    });
   } catch (error) {
     failed = true;
     console.error(`\nE2E FAILED: ${error instanceof Error ? error.stack : error}`);

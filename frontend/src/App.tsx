@@ -9,6 +9,7 @@ import { ChatProvider } from "./hooks/useChat";
 import { I18nProvider, useI18n } from "./i18n";
 import { ChatPage } from "./pages/ChatPage";
 import { DocumentsPage } from "./pages/DocumentsPage";
+import { FinetunePage } from "./pages/FinetunePage";
 import { ReviewsPage } from "./pages/ReviewsPage";
 import { StatusPage } from "./pages/StatusPage";
 
@@ -19,6 +20,8 @@ function Screen() {
       return <DocumentsPage />;
     case "/reviews":
       return <ReviewsPage />;
+    case "/finetune":
+      return <FinetunePage />;
     case "/status":
       return <StatusPage />;
     default:

@@ -24,6 +24,7 @@ from app.pipelines.rag import RAGPipeline
 from app.retriever.indexer import Indexer
 from app.retriever.types import Retriever
 from app.retriever.vector_store import PGVectorStore
+from app.tuning.datasets import DatasetStore
 
 
 def get_components(request: Request) -> Components:
@@ -71,6 +72,11 @@ def get_indexer(components: ComponentsDep) -> Indexer:
     return components.indexer
 
 
+def get_datasets(components: ComponentsDep) -> DatasetStore:
+    """The fine-tuning data sets."""
+    return components.datasets
+
+
 SettingsDep = Annotated[Settings, Depends(get_app_settings)]
 LLMDep = Annotated[LLMClient, Depends(get_llm_client)]
 ReviewModelDep = Annotated[ReviewModel, Depends(get_review_model)]
@@ -79,6 +85,7 @@ EmbedderDep = Annotated[EmbeddingClient, Depends(get_embedding_client)]
 StoreDep = Annotated[PGVectorStore, Depends(get_vector_store)]
 RetrieverDep = Annotated[Retriever, Depends(get_retriever)]
 IndexerDep = Annotated[Indexer, Depends(get_indexer)]
+DatasetsDep = Annotated[DatasetStore, Depends(get_datasets)]
 
 
 def get_rag_pipeline(llm: LLMDep, retriever: RetrieverDep, settings: SettingsDep) -> RAGPipeline:

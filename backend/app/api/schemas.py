@@ -180,9 +180,39 @@ class JobProgress(BaseModel):
     total: int = Field(description="Items known so far; grows as files turn out to hold several.")
 
 
+class GovernorState(BaseModel):
+    state: Literal["running", "paused"]
+    reason: (
+        Literal["user", "schedule", "cpu_load", "gpu_busy", "gpu_temperature", "gpu_power"] | None
+    ) = Field(description="Why it is paused; null while it runs.")
+    since: str | None = Field(description="When this state began (ISO 8601).")
+    resumes_at: str | None = Field(
+        description="When a schedule pause ends (the next window's start); null otherwise."
+    )
+
+
+class FinetuneInfo(BaseModel):
+    dataset_id: str
+    eval_dataset_id: str | None
+    model: str = Field(description="The base model trained on.")
+    method: str = Field(description="lora or qlora.")
+    config: dict[str, Any] = Field(
+        description="Every setting of the run, as `rag finetune train` records it in run.json."
+    )
+    device: str
+    phase: Literal["queued", "training", "evaluating", "done"]
+    adapter_ready: bool = Field(description="Whether the trained adapter is saved (publishable).")
+    eval: dict[str, Any] | None = Field(
+        description="The `rag finetune eval` report (base vs adapter vs real reviews); null "
+        "until the evaluation is done or when there is no evaluation data set."
+    )
+    eval_error: ErrorDetail | None = Field(description="Why the evaluation failed, if it did.")
+    published: list[str] = Field(description="Names the review writer serves the adapter under.")
+
+
 class JobOut(BaseModel):
     id: str
-    kind: str = Field(description="What the job does: ingest.")
+    kind: str = Field(description="What the job does: ingest or finetune.")
     status: Literal["queued", "running", "succeeded", "failed", "cancelled"]
     progress: JobProgress
     results: list[UploadResult] = Field(
@@ -191,6 +221,24 @@ class JobOut(BaseModel):
     error: ErrorDetail | None = Field(description="Why the job failed; null unless it did.")
     created_at: datetime
     updated_at: datetime
+    pause_requested: bool = Field(
+        default=False, description="A training job asked to pause: it idles between steps."
+    )
+    metrics: list[dict[str, Any]] = Field(
+        default_factory=list,
+        description="Training jobs: the logged steps ({step, loss, lr, tokens_per_s, elapsed_s, "
+        "epoch}), at most 2,000 evenly spread ones. In the event stream, each event holds only "
+        "the steps logged since the one before. Empty in lists of jobs.",
+    )
+    eta_s: float | None = Field(
+        default=None, description="Training jobs: seconds to the last step at the recent pace."
+    )
+    governor: GovernorState | None = Field(
+        default=None,
+        description="Training jobs while training: running, or paused and why (user, schedule, "
+        "the machine's CPU load, another process on the GPU, GPU temperature or power).",
+    )
+    finetune: FinetuneInfo | None = Field(default=None, description="Training jobs only.")
 
 
 class JobList(BaseModel):
@@ -310,6 +358,15 @@ class ReviewRoleInfo(ModelRoleInfo):
 class ModelsResponse(BaseModel):
     chat: ModelRoleInfo = Field(description="The chat answerer (LLM_*).")
     reviews: ReviewRoleInfo = Field(description="The review writer (REVIEW_*).")
+
+
+class PublishRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(
+        pattern=f"^{ADAPTER_NAME.pattern}$",
+        description="Letters, digits, '_', '-', '.' (at most 64): what review requests name.",
+    )
 
 
 class AdapterLoadRequest(BaseModel):

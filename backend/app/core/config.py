@@ -13,10 +13,12 @@ The groups live by subject in ``model_settings`` (the chat model, review writer 
 from __future__ import annotations
 
 from functools import lru_cache
+from pathlib import Path
 
 from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings
 
+from app.core.finetune_settings import FinetuneSettings
 from app.core.model_settings import (
     ADAPTER_NAME,
     AnthropicSettings,
@@ -53,6 +55,7 @@ __all__ = [
     "DatabaseSettings",
     "EmbeddingProvider",
     "EmbeddingSettings",
+    "FinetuneSettings",
     "JobsSettings",
     "LLMProvider",
     "LLMSettings",
@@ -85,6 +88,11 @@ class Settings(BaseSettings):
     review: ReviewSettings = Field(default_factory=ReviewSettings)
     parsing: ParseSettings = Field(default_factory=ParseSettings)
     auth: AuthSettings = Field(default_factory=AuthSettings)
+    finetune: FinetuneSettings = Field(default_factory=FinetuneSettings)
+
+    def finetune_dir(self) -> Path:
+        """Where fine-tuning data sets and jobs keep their files."""
+        return (self.finetune.dir or self.database.data_dir / "finetune").resolve()
 
     def review_role(self) -> ReviewRole:
         """The review model: ``REVIEW_*``, with the chat model's settings where they are unset."""

@@ -7,7 +7,9 @@ so ``rag serve`` starts without them.
 from __future__ import annotations
 
 import argparse
+import signal
 import sys
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -74,11 +76,34 @@ def _add_merge_parser(commands: argparse._SubParsersAction) -> None:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    """``rag finetune train``."""
+    """``rag finetune train``. SIGTERM or Ctrl-C stop it after the current step, at a
+    checkpoint (exit 0); a second Ctrl-C ends it at once."""
+    from app.finetune.run_files import resume_command
     from app.finetune.train import run_training
 
-    output = run_training(train_config_from_args(args), resume=args.resume)
-    print(f"adapter saved to {output}", file=sys.stderr)
+    config = train_config_from_args(args)
+    stop = threading.Event()
+
+    def on_signal(signum: int, _frame: object) -> None:
+        if signum == signal.SIGINT:
+            # The next Ctrl-C gets the default action: the process ends there and then.
+            signal.signal(signal.SIGINT, signal.SIG_DFL)
+            print(
+                "stopping after this step at a checkpoint (Ctrl-C again to quit now)",
+                file=sys.stderr,
+            )
+        stop.set()
+
+    previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        output = run_training(config, resume=args.resume, stop=stop)
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+    if output is None:
+        print(f"stopped; continue with: {resume_command(args.output)}", file=sys.stderr)
+    else:
+        print(f"adapter saved to {output}", file=sys.stderr)
     return 0
 
 

@@ -20,7 +20,7 @@ from __future__ import annotations
 import argparse
 import json
 from collections import Counter
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -37,33 +37,9 @@ from app.finetune.evaluate_metrics import (
     sentiment_band,
 )
 from app.recipes.data import DataOptions, Review, load_reviews
+from app.recipes.eval_settings import EvalSettings
 
 log = get_logger("finetune.evaluate")
-
-
-@dataclass(frozen=True)
-class EvalSettings:
-    """How much to generate and measure; defaults take minutes on a GPU."""
-
-    per_rating: int = 20
-    ratings: tuple[int, ...] | None = None
-    """Ratings to request; ``None``: every rating that occurs in the training data."""
-    max_new_tokens: int = 64
-    temperature: float = 0.8
-    top_p: float = 0.95
-    batch_size: int = 16
-    ppl_samples: int = 300
-    classifier_samples: int = 30_000
-    classifier_test_samples: int = 2_000
-    seed: int = 0
-
-    def __post_init__(self) -> None:
-        positive = ("per_rating", "max_new_tokens", "batch_size", "ppl_samples")
-        for name in (*positive, "classifier_samples", "classifier_test_samples"):
-            if getattr(self, name) < 1:
-                raise InvalidInput(f"--{name.replace('_', '-')} must be at least 1")
-        if not 0 < self.temperature <= 5 or not 0 < self.top_p <= 1:
-            raise InvalidInput("--temperature must be in (0, 5] and --top-p in (0, 1]")
 
 
 def run_eval(

@@ -55,6 +55,20 @@ def run_record(run: Run, dtype: torch.dtype, governor_applied: list[str]) -> dic
     }
 
 
+def outcome_record(run: Run) -> dict[str, Any]:
+    """What ``run.json`` adds about the run once it has finished."""
+    return {
+        "finished_at": datetime.now(UTC).isoformat(timespec="seconds"),
+        "steps": run.step,
+        "tokens": run.tokens,
+        "positions": run.positions,
+        "elapsed_s": round(run.elapsed_s, 3),
+        "cpu_s": round(run.cpu_s, 3),
+        "tokens_per_s": round(run.tokens / max(run.elapsed_s, 1e-9), 1),
+        "governor_stats": run.governor.stats.to_dict(),
+    }
+
+
 def truncate_log(path: Path, step: int) -> None:
     """Drop log lines past the checkpoint: the resumed run writes them again."""
     if not path.exists():

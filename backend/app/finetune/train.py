@@ -2,8 +2,8 @@
 
 Read top to bottom: ``setup`` in its steps (data, model, optimizer, resumed progress, the run's
 record), then the loop, then saving. The model and the reply-only loss are ``model.py``; the
-knobs, each with its default and what it does, are ``TrainConfig`` in ``train_config.py``. ``run_training(config)`` is what
-``rag finetune train`` calls.
+knobs, each with its default and what it does, are ``TrainConfig`` in ``train_config.py``.
+``run_training(config)`` is what ``rag finetune train`` and a fine-tuning job's process call.
 
 What it does beyond a plain PEFT loop, and why:
 
@@ -13,7 +13,9 @@ What it does beyond a plain PEFT loop, and why:
 - computes logits only where a label is (the assistant's reply), not over the whole vocabulary at
   every prompt and padding position;
 - paces itself with the load governor (``governor.py``) so a month-long run leaves the machine
-  usable;
+  usable: it trains only in its hours, yields to other work, pauses on request (``control.json``)
+  and says where it stands in ``status.json`` (``run_status.py``); a stop request ends it at a
+  checkpoint;
 - checkpoints atomically with optimizer, scheduler, RNG and data position (``checkpoint.py``), so
   ``--resume`` after ``kill -9`` continues the exact same loss curve, jumping to the saved row;
 - records itself: ``run.json`` (base model, data hash, arguments, versions) and
@@ -29,26 +31,24 @@ FSDP config (``deploy/accelerate/fsdp.yaml``) the base is also split across the 
 from __future__ import annotations
 
 import math
+import threading
 import time
-from dataclasses import asdict, dataclass, field
-from datetime import UTC, datetime
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import torch
 
-from app.core.errors import InvalidInput, NotFound
+from app.core.errors import NotFound
 from app.core.logger import get_logger
 from app.finetune.checkpoint import (
     adapter_state,
     latest_resumable,
     load_adapter,
     load_training_state,
-    optimizer_state,
-    save_checkpoint,
 )
 from app.finetune.examples import PreparedData, prepare_examples
-from app.finetune.governor import LoadGovernor
+from app.finetune.governor import GovernorState, LoadGovernor
 from app.finetune.model import (
     ReplyLoss,
     check_loss_matches_model,
@@ -56,16 +56,22 @@ from app.finetune.model import (
     load_tokenizer,
 )
 from app.finetune.packing import DataPosition, RowStream, collate
+from app.finetune.run_checkpoint import assembles, save_run_checkpoint
+from app.finetune.run_checks import check_shardable, check_single_process_governor
 from app.finetune.run_files import (
     LOG_FILE,
     append_log,
+    outcome_record,
+    resume_command,
     run_record,
     truncate_log,
     write_json,
 )
+from app.finetune.run_status import RunStatus
 from app.finetune.sharding import fsdp_plugin, shard
 from app.hf.chat_template import chat_template_for
 from app.hf.tokens import pad_token_id
+from app.recipes.job_files import CONTROL_FILE, STATUS_FILE
 from app.recipes.train_config import RUN_FILE, TrainConfig
 
 log = get_logger("finetune.train")
@@ -97,25 +103,42 @@ class Run:
     elapsed_s: float = 0.0
     cpu_s: float = 0.0
     """CPU time of this process (all threads) spent in the training loop."""
+    checkpoint_step: int | None = None
+    """Step of the newest checkpoint (``None``: none yet)."""
+    status: RunStatus | None = None
     record: dict[str, Any] = field(default_factory=dict)
 
 
-def run_training(config: TrainConfig, *, resume: bool = False) -> Path:
-    """Train an adapter as ``config`` says (continuing the saved run when ``resume``)."""
-    run = setup(config, resume=resume)
-    train(run)
+def run_training(
+    config: TrainConfig, *, resume: bool = False, stop: threading.Event | None = None
+) -> Path | None:
+    """Train an adapter as ``config`` says (continuing the saved run when ``resume``); the
+    adapter's folder, or ``None`` when ``stop`` ended the run early at a checkpoint."""
+    control = Path(config.output) / CONTROL_FILE
+    run = setup(
+        config,
+        resume=resume,
+        governor=LoadGovernor(config.governor, stop=stop, control_path=control),
+    )
+    if not train(run):
+        return None
     return save(run)
 
 
-def setup(config: TrainConfig, *, resume: bool = False) -> Run:
+def setup(
+    config: TrainConfig, *, resume: bool = False, governor: LoadGovernor | None = None
+) -> Run:
     """Apply the governor, prepare data, load the model with its adapter, build the optimizer,
-    restore a resumed run's progress and record the run."""
+    restore a resumed run's progress and record the run. ``governor`` paces the run (default:
+    one of ``config.governor`` without a stop event or a control file)."""
     from accelerate import Accelerator
 
     # First, so every thread and worker started below inherits the limits.
-    governor = LoadGovernor(config.governor)
+    governor = governor or LoadGovernor(config.governor)
     governor_applied = governor.apply()
     accelerator = Accelerator(cpu=not torch.cuda.is_available())
+    if accelerator.num_processes > 1:
+        check_single_process_governor(config)
     plugin = fsdp_plugin(accelerator)
     if plugin is not None:
         check_shardable(config, accelerator.num_processes)
@@ -227,6 +250,7 @@ def _restore_progress(run: Run, checkpoint: Path) -> None:
         checkpoint, model=run.model, optimizer=run.optimizer, scheduler=run.scheduler
     )
     run.step, run.tokens, run.positions = state["step"], state["tokens"], state["positions"]
+    run.checkpoint_step = run.step
     run.elapsed_s, run.cpu_s = state["elapsed_s"], state["cpu_s"]
     run.stream.seek(DataPosition(**state["position"]))
     if run.accelerator.is_main_process:
@@ -249,8 +273,9 @@ def _record_start(run: Run, dtype: torch.dtype, governor_applied: list[str]) -> 
     )
 
 
-def train(run: Run) -> None:
-    """The loop: accumulate micro-batches, clip, step, log, checkpoint, pace."""
+def train(run: Run) -> bool:
+    """The loop: wait while the governor says so, accumulate micro-batches, clip, step, log,
+    checkpoint, pace. ``False`` when a stop request ended it (at a checkpoint)."""
     from tqdm import tqdm
 
     config, model, accelerator = run.config, run.model, run.accelerator
@@ -266,8 +291,18 @@ def train(run: Run) -> None:
         disable=not (config.progress and accelerator.is_main_process),
         dynamic_ncols=True,
     )
-    window_tokens, window_start = 0, time.perf_counter()
-    while run.step < run.total_steps:
+    status = run.status = RunStatus(
+        output / STATUS_FILE if accelerator.is_main_process else None,
+        step=run.step,
+        total_steps=run.total_steps,
+        state=run.governor.state,
+        now=run.governor.now,
+    )
+    run.governor.on_state = lambda state: _governor_changed(run, status, state)
+    status.write()
+    # Throughput over the time spent computing and pacing: pauses are not the trainer's pace.
+    window_tokens, window_s = 0, 0.0
+    while run.step < run.total_steps and _may_step(run):
         step_start, step_cpu = time.perf_counter(), time.process_time()
         with run.governor.step():
             loss_value, step_counts = _optimizer_step(run, trainable, pad_id)
@@ -276,15 +311,16 @@ def train(run: Run) -> None:
         run.tokens += step_tokens
         run.positions += step_positions
         window_tokens += step_tokens
-        run.elapsed_s += time.perf_counter() - step_start
+        step_s = time.perf_counter() - step_start
+        run.elapsed_s += step_s
+        window_s += step_s
         run.cpu_s += time.process_time() - step_cpu
 
         loss_item = loss_value.item()
         bar.update(1)
         if run.step % config.log_every == 0 or run.step == run.total_steps:
-            now = time.perf_counter()
-            tokens_per_s = window_tokens / max(now - window_start, 1e-9)
-            window_tokens, window_start = 0, now
+            tokens_per_s = window_tokens / max(window_s, 1e-9)
+            window_tokens, window_s = 0, 0.0
             bar.set_postfix(loss=f"{loss_item:.4f}", tok_s=f"{tokens_per_s:,.0f}")
             if accelerator.is_main_process:
                 append_log(
@@ -299,8 +335,44 @@ def train(run: Run) -> None:
                     },
                 )
         if run.step % config.save_every == 0 and run.step < run.total_steps:
-            _save_checkpoint(run)
+            save_run_checkpoint(run)
+        status.step_done(run.step, step_s)
     bar.close()
+    if run.step == run.total_steps:
+        return True
+    if run.checkpoint_step != run.step:
+        save_run_checkpoint(run)
+    status.close("stopped")
+    log.info(
+        "stopped at step %d of %d; resume with: %s",
+        run.step,
+        run.total_steps,
+        resume_command(output),
+    )
+    return False
+
+
+def _may_step(run: Run) -> bool:
+    """Wait out the governor's pauses; whether to take the next step (not when stopped)."""
+    go = run.governor.wait_to_run()
+    processes = run.accelerator.num_processes
+    if processes > 1:
+        # All processes take the next step or none does: one that stopped alone would leave
+        # the others waiting in a collective.
+        votes = torch.tensor([int(go)], device=run.accelerator.device)
+        go = int(run.accelerator.reduce(votes, reduction="sum").item()) == processes
+    return go
+
+
+def _governor_changed(run: Run, status: RunStatus, state: GovernorState) -> None:
+    """Checkpoint as a pause begins, so that a kill while paused loses nothing; show the state.
+
+    Only in a single process: saving is collective, and the others may not be pausing.
+    """
+    single = run.accelerator.num_processes == 1
+    if state.state == "paused" and single and run.checkpoint_step != run.step:
+        save_run_checkpoint(run)
+    status.governor_changed(state)
 
 
 def _optimizer_step(
@@ -346,80 +418,16 @@ def save(run: Run) -> Path:
     """Write the final adapter, the tokenizer (with the chat template trained on) and ``run.json``."""
     config, accelerator = run.config, run.accelerator
     output = Path(config.output)
-    adapter = adapter_state(run.model) if _assembles(run) else None
+    adapter = adapter_state(run.model) if assembles(run) else None
     accelerator.wait_for_everyone()
     if accelerator.is_main_process:
         run.model.save_pretrained(output, state_dict=adapter)
         # Saved with the template used in training, so generation from this folder matches it.
         run.tokenizer.chat_template = run.chat_template
         run.tokenizer.save_pretrained(output)
-        stats = run.governor.stats
-        run.record.update(
-            {
-                "finished_at": datetime.now(UTC).isoformat(timespec="seconds"),
-                "steps": run.step,
-                "tokens": run.tokens,
-                "positions": run.positions,
-                "elapsed_s": round(run.elapsed_s, 3),
-                "cpu_s": round(run.cpu_s, 3),
-                "tokens_per_s": round(run.tokens / max(run.elapsed_s, 1e-9), 1),
-                "governor_stats": {
-                    "compute_s": round(stats.compute_s, 3),
-                    "throttle_s": round(stats.throttle_s, 3),
-                    "thermal_pause_s": round(stats.thermal_pause_s, 3),
-                    "thermal_pauses": stats.thermal_pauses,
-                },
-            }
-        )
+        run.record.update(outcome_record(run))
         write_json(output / RUN_FILE, run.record)
+        if run.status is not None:
+            run.status.close("finished")
     log.info("adapter saved to %s", output)
     return output
-
-
-def _assembles(run: Run) -> bool:
-    """Whether this process assembles whole tensors to save: every process when the model is
-    sharded (gathering a shard is collective), otherwise only the main one, which writes."""
-    return run.sharded or run.accelerator.is_main_process
-
-
-def _save_checkpoint(run: Run) -> None:
-    if _assembles(run):
-        adapter = adapter_state(run.model)
-        optimizer = optimizer_state(run.model, run.optimizer)
-    run.accelerator.wait_for_everyone()
-    if not run.accelerator.is_main_process:
-        return
-    save_checkpoint(
-        Path(run.config.output),
-        model=run.model,
-        adapter=adapter,
-        optimizer=optimizer,
-        scheduler=run.scheduler,
-        state={
-            "step": run.step,
-            "tokens": run.tokens,
-            "positions": run.positions,
-            "elapsed_s": run.elapsed_s,
-            "cpu_s": run.cpu_s,
-            "position": asdict(run.stream.position),
-        },
-        keep_adapters=run.config.keep_checkpoints,
-        keep_optimizer=run.config.keep_optimizer_states,
-    )
-
-
-def check_shardable(config: TrainConfig, processes: int) -> None:
-    """Refuse, before anything loads, a run that FSDP cannot split over ``processes``."""
-    if config.method == "qlora":
-        raise InvalidInput(
-            "QLoRA cannot be sharded with FSDP here; QLoRA fits Mi:dm Mini on one 4 GiB GPU "
-            "(see rag finetune plan), or use --method lora with FSDP for bases too big for one GPU"
-        )
-    rows = config.micro_batch_size * config.grad_accum
-    if rows % processes:
-        # Sharded layers gather their weights in every forward, so all processes must run the
-        # same number of micro-batches.
-        raise InvalidInput(
-            f"with FSDP, --micro-batch-size x --grad-accum ({rows}) must be a multiple of the "
-            f"number of processes ({processes})"
-        )

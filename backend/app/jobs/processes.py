@@ -41,8 +41,15 @@ def settings_json(settings: Settings) -> str:
     return json.dumps(settings.model_dump(), default=plain)
 
 
-def worker_command(settings: Settings, *, schema: str, parent_pid: int) -> list[str]:
-    """The command line of one child worker."""
+def worker_command(
+    settings: Settings,
+    *,
+    schema: str,
+    parent_pid: int,
+    kinds: tuple[str, ...] = ("ingest",),
+    concurrency: int | None = None,
+) -> list[str]:
+    """The command line of one child worker running jobs of ``kinds``."""
     return [
         sys.executable,
         "-m",
@@ -53,7 +60,9 @@ def worker_command(settings: Settings, *, schema: str, parent_pid: int) -> list[
         "--schema",
         schema,
         "--concurrency",
-        str(settings.jobs.concurrency),
+        str(concurrency or settings.jobs.concurrency),
+        "--queues",
+        ",".join(kinds),
         "--settings-stdin",
         "--parent-pid",
         str(parent_pid),
@@ -61,12 +70,27 @@ def worker_command(settings: Settings, *, schema: str, parent_pid: int) -> list[
 
 
 class WorkerProcesses:
-    """``count`` child workers for the store in ``schema``; ``start()``, then ``stop()``."""
+    """``count`` child workers for the store in ``schema``, running jobs of ``kinds``;
+    ``start()``, then ``stop()``. Training workers (``finetune``) are given the time their
+    training processes need to save a checkpoint when they stop."""
 
-    def __init__(self, settings: Settings, *, schema: str, count: int) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        schema: str,
+        count: int,
+        kinds: tuple[str, ...] = ("ingest",),
+    ) -> None:
         self._settings = settings
         self._schema = schema
         self._count = count
+        self._kinds = kinds
+        training = "finetune" in kinds
+        self._concurrency = settings.finetune.concurrency if training else None
+        self._grace_s = settings.jobs.shutdown_grace_s
+        if training:
+            self._grace_s = max(self._grace_s, settings.finetune.stop_grace_s + 5)
         self._children: list[subprocess.Popen[bytes]] = []
         self._stopping = threading.Event()
         self._lock = threading.Lock()
@@ -86,7 +110,7 @@ class WorkerProcesses:
             self._children = [self._spawn() for _ in range(self._count)]
         self._monitor = threading.Thread(target=self._watch, name="worker-monitor", daemon=True)
         self._monitor.start()
-        log.info("started %d worker processes: %s", self._count, self.pids)
+        log.info("started %d %s workers: %s", self._count, "/".join(self._kinds), self.pids)
 
     def stop(self) -> None:
         """Ask every child to stop (SIGTERM), wait for them, and kill those that outstay."""
@@ -101,14 +125,20 @@ class WorkerProcesses:
         # A child's own deadline is the grace period; a little more for its exit.
         for child in children:
             try:
-                child.wait(timeout=self._settings.jobs.shutdown_grace_s + 5)
+                child.wait(timeout=self._grace_s + 5)
             except subprocess.TimeoutExpired:
                 log.warning("worker %d did not stop; killing it", child.pid)
                 child.kill()
                 child.wait()
 
     def _spawn(self) -> subprocess.Popen[bytes]:
-        command = worker_command(self._settings, schema=self._schema, parent_pid=os.getpid())
+        command = worker_command(
+            self._settings,
+            schema=self._schema,
+            parent_pid=os.getpid(),
+            kinds=self._kinds,
+            concurrency=self._concurrency,
+        )
         child = subprocess.Popen(command, stdin=subprocess.PIPE)
         assert child.stdin is not None
         child.stdin.write(settings_json(self._settings).encode("utf-8"))

@@ -5,8 +5,11 @@ psycopg pools, so the queue runs on the same driver as the store), defers a job 
 caller's transaction (``connection=``), keeps workers' heartbeats and finds the jobs of silent
 workers (``get_stalled_jobs``), and ships its schema and migrations as versioned SQL.
 
-Each job kind has its own task and queue (``ingest`` now; fine-tuning later), so a kind can have
-workers of its own. A task only carries our job id: everything else is in the ``jobs`` table.
+Each job kind has its own task and queue (``ingest``, ``finetune``), so a kind can have workers of
+its own: a month-long training run never holds the worker that indexes uploads. A task only carries
+our job id: everything else is in the ``jobs`` table. A job may carry a lock (procrastinate's
+``lock``): jobs with the same lock run one after the other, which is how training jobs take turns
+on a device.
 """
 
 from __future__ import annotations
@@ -23,7 +26,7 @@ from psycopg import sql
 
 from app.core.errors import DatabaseUnavailable
 
-KINDS = ("ingest",)
+KINDS = ("ingest", "finetune")
 # Housekeeping tasks (deleting old jobs) have a queue of their own, served by every worker.
 MAINTENANCE_QUEUE = "maintenance"
 # A periodic task missed by at most this much is run when a worker starts: with the hourly
@@ -82,11 +85,19 @@ def deferring_app() -> procrastinate.App:
     return procrastinate.App(connector=procrastinate.SyncPsycopgConnector())
 
 
-def defer(app: procrastinate.App, conn: psycopg.Connection, *, kind: str, job_id: str) -> int:
-    """Put job ``job_id`` on the queue of ``kind`` within ``conn``'s transaction; the queue's id."""
+def defer(
+    app: procrastinate.App,
+    conn: psycopg.Connection,
+    *,
+    kind: str,
+    job_id: str,
+    lock: str | None = None,
+) -> int:
+    """Put job ``job_id`` on the queue of ``kind`` within ``conn``'s transaction; the queue's id.
+    No two jobs with the same ``lock`` run at the same time."""
     if kind not in KINDS:
         raise ValueError(f"unknown job kind {kind!r}")
-    deferrer = app.configure_task(task_name(kind), queue=kind, connection=conn)
+    deferrer = app.configure_task(task_name(kind), queue=kind, lock=lock, connection=conn)
     return deferrer.defer(job_id=job_id)
 
 
@@ -109,8 +120,7 @@ def worker_app(conninfo: str, schema: str, *, pool_max: int) -> procrastinate.Ap
 
 
 def live_workers(conn: psycopg.Connection, within_s: float) -> int:
-    """Workers whose last heartbeat is at most ``within_s`` old. Every worker serves every
-    kind's queue, so any of them serves a new job."""
+    """Workers whose last heartbeat is at most ``within_s`` old."""
     row = conn.execute(
         "SELECT count(*) FROM procrastinate_workers"
         " WHERE last_heartbeat > now() - make_interval(secs => %s)",

@@ -6,7 +6,8 @@ unique per tick), and a worker that starts runs the last hour's if nobody did. T
 the ``jobs`` rows that ended (succeeded, failed or cancelled) longer ago than the retention,
 their files with them, and procrastinate's own rows of jobs that ended as long ago: workers
 delete those as each job ends, so only a worker stopped between the two leaves one. A queued or
-running job is never deleted, however old.
+running job is never deleted, however old, and neither is a fine-tuning job that succeeded: it
+holds the record (loss curve, evaluation, publications) of an adapter that may be serving.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ CRON = "0 * * * *"
 _DELETE_FINISHED = (
     "WITH deleted AS ("
     " DELETE FROM jobs WHERE status IN ('succeeded', 'failed', 'cancelled')"
+    " AND NOT (kind = 'finetune' AND status = 'succeeded')"
     " AND updated_at < now() - make_interval(days => %(days)s::integer) RETURNING 1"
     ") SELECT count(*) AS deleted FROM deleted"
 )

@@ -37,7 +37,7 @@ MAX_PAGE = 200
 
 JOB_COLUMNS = (
     "id, kind, status, payload, progress, results, metrics, error, cancel_requested,"
-    " created_at, updated_at"
+    " created_at, updated_at, pause_requested"
 )
 
 
@@ -56,6 +56,8 @@ class Job:
     cancel_requested: bool
     created_at: datetime
     updated_at: datetime
+    pause_requested: bool
+    """A training job asked to pause (it stays ``running``, idle between steps)."""
 
     @property
     def final(self) -> bool:
@@ -83,6 +85,11 @@ class JobPage:
 
 class LeaseLost(Exception):
     """Another run holds the job now (this worker was taken for dead): this run must stop."""
+
+
+def new_job_id() -> str:
+    """A fresh job id."""
+    return "job_" + uuid.uuid4().hex[:20]
 
 
 def job_from_row(row: Sequence[Any]) -> Job:
@@ -154,15 +161,25 @@ class JobStore:
 
     # ----- the API's side --------------------------------------------------------------------
 
-    def create(self, kind: str, payload: dict[str, Any], files: Sequence[JobFile] = ()) -> Job:
+    def create(
+        self,
+        kind: str,
+        payload: dict[str, Any],
+        files: Sequence[JobFile] = (),
+        *,
+        total: int | None = None,
+        lock: str | None = None,
+        job_id: str | None = None,
+    ) -> Job:
         """Record a job with its files and hand it to the queue, in one transaction.
 
-        ``progress.total`` starts as the number of files; a kind that learns how many items a
-        file holds counts them in when it does.
+        ``progress.total`` starts as ``total`` or the number of files; a kind that learns how many
+        items a file holds counts them in when it does. Jobs with the same ``lock`` run in turn.
+        ``job_id`` is for a kind whose payload names the job's id (its folder); see ``new_job_id``.
         """
-        job_id = "job_" + uuid.uuid4().hex[:20]
-        progress = Jsonb({"done": 0, "total": len(files)})
-        with self._connection() as conn, conn.transaction():
+        job_id = job_id or new_job_id()
+        progress = Jsonb({"done": 0, "total": len(files) if total is None else total})
+        with self.connection() as conn, conn.transaction():
             conn.execute(
                 "INSERT INTO jobs (id, kind, status, payload, progress, settled)"
                 " VALUES (%s, %s, 'queued', %s, %s, %s)",
@@ -183,7 +200,7 @@ class JobStore:
                         for position, file in enumerate(files)
                     ],
                 )
-            queue_job_id = queue.defer(self._queue, conn, kind=kind, job_id=job_id)
+            queue_job_id = queue.defer(self._queue, conn, kind=kind, job_id=job_id, lock=lock)
             row = conn.execute(
                 f"UPDATE jobs SET queue_job_id = %s WHERE id = %s RETURNING {JOB_COLUMNS}",
                 (queue_job_id, job_id),
@@ -191,9 +208,15 @@ class JobStore:
         assert row is not None
         return job_from_row(row)
 
+    def defer_existing(
+        self, conn: psycopg.Connection, kind: str, job_id: str, *, lock: str | None = None
+    ) -> int:
+        """Hand a recorded job to the queue again, within ``conn``'s transaction."""
+        return queue.defer(self._queue, conn, kind=kind, job_id=job_id, lock=lock)
+
     def get(self, job_id: str) -> Job | None:
         """The job, or ``None``."""
-        with self._connection() as conn:
+        with self.connection() as conn:
             row = conn.execute(
                 f"SELECT {JOB_COLUMNS} FROM jobs WHERE id = %s", (job_id,)
             ).fetchone()
@@ -213,7 +236,7 @@ class JobStore:
         if cursor is not None and not cursor.isdigit():
             raise InvalidInput("The cursor is not one a page of jobs gave.", code="invalid_cursor")
         before = int(cursor) if cursor is not None else None
-        with self._connection() as conn:
+        with self.connection() as conn:
             rows = conn.execute(
                 f"SELECT {JOB_COLUMNS}, seq FROM jobs"
                 " WHERE %(before)s::bigint IS NULL OR seq < %(before)s"
@@ -230,7 +253,7 @@ class JobStore:
     def cancel(self, job_id: str) -> Job:
         """End a queued job now, or ask the worker of a running one to stop; ``Conflict``
         (``job_finished``) when it already succeeded or failed. Cancelling twice is harmless."""
-        with self._connection() as conn, conn.transaction():
+        with self.connection() as conn, conn.transaction():
             row = conn.execute(
                 "SELECT status, queue_job_id FROM jobs WHERE id = %s FOR UPDATE", (job_id,)
             ).fetchone()
@@ -265,7 +288,7 @@ class JobStore:
 
     def live_workers(self, within_s: float) -> int:
         """Workers, on any machine, whose last heartbeat is at most ``within_s`` old."""
-        with self._connection() as conn:
+        with self.connection() as conn:
             return queue.live_workers(conn, within_s)
 
     # ----- the worker's side -----------------------------------------------------------------
@@ -275,7 +298,7 @@ class JobStore:
         lease; ``None`` when it has ended meanwhile. A job cancelled before it started ends here.
         Only the holder of the latest lease may write the job (``report``, ``settle_file``...)."""
         lease = uuid.uuid4().hex
-        with self._connection() as conn, conn.transaction():
+        with self.connection() as conn, conn.transaction():
             row = conn.execute(
                 "UPDATE jobs SET status = 'running', progress = settled, runs = runs + 1,"
                 " lease = %s, updated_at = now() WHERE id = %s AND status IN ('queued', 'running')"
@@ -292,7 +315,7 @@ class JobStore:
 
     def pending_files(self, job_id: str) -> list[int]:
         """Positions of the job's files whose results are not stored yet, in order."""
-        with self._connection() as conn:
+        with self.connection() as conn:
             rows = conn.execute(
                 "SELECT position FROM job_files WHERE job_id = %s ORDER BY position", (job_id,)
             ).fetchall()
@@ -300,7 +323,7 @@ class JobStore:
 
     def file(self, job_id: str, position: int) -> JobFile:
         """One of the job's files, bytes included."""
-        with self._connection() as conn:
+        with self.connection() as conn:
             row = conn.execute(
                 "SELECT filename, data, result FROM job_files WHERE job_id = %s AND position = %s",
                 (job_id, position),
@@ -313,7 +336,7 @@ class JobStore:
     def report(self, job_id: str, lease: str, done: int, total: int) -> bool:
         """Record progress; whether the job is to be cancelled. ``LeaseLost`` when another run
         holds the job now."""
-        with self._connection() as conn:
+        with self.connection() as conn:
             row = conn.execute(
                 "UPDATE jobs SET progress = %s, updated_at = now()"
                 " WHERE id = %s AND status = 'running' AND lease = %s RETURNING cancel_requested",
@@ -334,7 +357,7 @@ class JobStore:
     ) -> None:
         """Store one file's results and progress and drop the file, in one transaction."""
         progress = Jsonb({"done": done, "total": total})
-        with self._connection() as conn, conn.transaction():
+        with self.connection() as conn, conn.transaction():
             updated = conn.execute(
                 "UPDATE jobs SET results = results || %s, progress = %s, settled = %s,"
                 " updated_at = now() WHERE id = %s AND status = 'running' AND lease = %s",
@@ -348,7 +371,7 @@ class JobStore:
 
     def release(self, job_id: str, lease: str) -> None:
         """Hand a running job back to the queue (its worker is stopping)."""
-        with self._connection() as conn:
+        with self.connection() as conn:
             conn.execute(
                 "UPDATE jobs SET status = 'queued', progress = settled, lease = NULL,"
                 " updated_at = now() WHERE id = %s AND status = 'running' AND lease = %s",
@@ -359,7 +382,7 @@ class JobStore:
         self, job_id: str, lease: str, status: JobStatus, error: dict[str, Any] | None = None
     ) -> None:
         """End the job with ``status`` (and ``error``) and delete whatever files it still has."""
-        with self._connection() as conn, conn.transaction():
+        with self.connection() as conn, conn.transaction():
             updated = conn.execute(
                 "UPDATE jobs SET status = %s, error = %s, lease = NULL, updated_at = now()"
                 " WHERE id = %s AND status = 'running' AND lease = %s",
@@ -380,7 +403,8 @@ class JobStore:
         }
 
     @contextmanager
-    def _connection(self) -> Iterator[psycopg.Connection]:
+    def connection(self) -> Iterator[psycopg.Connection]:
+        """A pooled connection in the store's schema, its failures as ``DatabaseUnavailable``."""
         if self._pool is None:
             raise DatabaseUnavailable("The job store is not open.")
         with self._translate_errors(), self._pool.connection() as conn:

@@ -21,13 +21,13 @@ import contextlib
 import os
 import signal
 import threading
-from collections.abc import Callable
 
 import procrastinate
 from procrastinate import exceptions as queue_errors
 
 from app.core.config import JobsSettings
 from app.core.logger import get_logger
+from app.core.parent_watch import watch_parent
 from app.jobs import queue, retention
 from app.retriever.parsing import stop_parsing
 
@@ -54,12 +54,14 @@ async def _retry_stalled(app: procrastinate.App, settings: JobsSettings) -> None
             log.warning("looking for stalled jobs failed: %s", exc)
 
 
-async def _run(app: procrastinate.App, settings: JobsSettings, concurrency: int) -> None:
+async def _run(
+    app: procrastinate.App, settings: JobsSettings, concurrency: int, kinds: tuple[str, ...]
+) -> None:
     async with app.open_async():
         watcher = asyncio.create_task(_retry_stalled(app, settings), name="retry-stalled")
         try:
             await app.run_worker_async(
-                queues=[*queue.KINDS, queue.MAINTENANCE_QUEUE],
+                queues=[*kinds, queue.MAINTENANCE_QUEUE],
                 concurrency=concurrency,
                 update_heartbeat_interval=settings.heartbeat_s,
                 stalled_worker_timeout=settings.stalled_after_s,
@@ -80,12 +82,16 @@ def run_worker(
     *,
     concurrency: int,
     stopping: threading.Event,
+    kinds: tuple[str, ...] = queue.KINDS,
+    grace_s: float | None = None,
     parent_pid: int | None = None,
 ) -> None:
-    """Run the worker until SIGTERM / SIGINT (or, with ``parent_pid``, that process's end)."""
+    """Run the worker on the queues of ``kinds`` until SIGTERM / SIGINT (or, with ``parent_pid``,
+    that process's end); a stopping worker gives its jobs ``grace_s`` (default
+    ``shutdown_grace_s``) to hand themselves back."""
     retention.register(app, settings.retention_days)
     loop = asyncio.new_event_loop()
-    main = loop.create_task(_run(app, settings, concurrency))
+    main = loop.create_task(_run(app, settings, concurrency, kinds))
 
     def stop(reason: str) -> None:
         if stopping.is_set():
@@ -98,31 +104,18 @@ def run_worker(
         stop_parsing()
         # A job stuck in one long step (a huge file in the tokenizer) cannot hand itself back;
         # exiting leaves it to be taken over.
-        deadline = threading.Timer(settings.shutdown_grace_s, os._exit, args=(0,))
+        grace = settings.shutdown_grace_s if grace_s is None else grace_s
+        deadline = threading.Timer(grace, os._exit, args=(0,))
         deadline.daemon = True
         deadline.start()
 
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda s, _frame: stop(signal.Signals(s).name))
     if parent_pid is not None:
-        _watch_parent(parent_pid, lambda: stop("the server that started it has gone"))
+        watch_parent(parent_pid, lambda: stop("the server that started it has gone"))
     try:
         loop.run_until_complete(main)
     except asyncio.CancelledError:
         pass
     finally:
         loop.close()
-
-
-def _watch_parent(parent_pid: int, on_gone: Callable[[], None]) -> None:
-    """Call ``on_gone`` once this process is no longer the child of ``parent_pid``."""
-    gone = threading.Event()
-
-    def watch() -> None:
-        # An orphan is adopted by init (or a subreaper): its parent id changes.
-        while not gone.wait(0.5):
-            if os.getppid() != parent_pid:
-                gone.set()
-                on_gone()
-
-    threading.Thread(target=watch, name="parent-watch", daemon=True).start()

@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 
 from app.core.errors import InvalidInput
 from app.recipes.settings_fields import option
+from app.recipes.training_schedule import Window, parse_schedule
 
 # The argument group of ``rag finetune train --help`` these settings appear in.
 _GOVERNOR = "load governor (may change on --resume)"
@@ -53,6 +54,38 @@ class GovernorSettings:
             group=_GOVERNOR, flag="max-gpu-power", help="pause above this GPU power draw (W)"
         ),
     )
+    schedule: str | None = field(
+        default=None,
+        metadata=option(
+            group=_GOVERNOR,
+            help="train only inside these local hours, e.g. 22:00-08:00 or "
+            "22:00-08:00,12:00-13:00 (default: any hour)",
+        ),
+    )
+    max_cpu_load: float | None = field(
+        default=None,
+        metadata=option(
+            group=_GOVERNOR,
+            help="pause while other processes use more than this share of all cores (0-1]",
+        ),
+    )
+    """Measured as the machine's busy CPU time minus this process's own, over a poll interval."""
+    max_other_gpu_mib: float | None = field(
+        default=None,
+        metadata=option(
+            group=_GOVERNOR,
+            help="pause while other processes hold more than this much memory on the GPU (MiB)",
+        ),
+    )
+    resume_after_s: float = field(
+        default=60.0,
+        metadata=option(
+            group=_GOVERNOR,
+            flag="resume-after",
+            help="after a load pause, resume once the load has stayed low this many seconds "
+            "(default {default})",
+        ),
+    )
     temp_margin_c: float = 5.0
     """After a temperature pause, resume only once this many degrees under the ceiling."""
     power_margin: float = 0.1
@@ -70,6 +103,14 @@ class GovernorSettings:
             raise InvalidInput(
                 f"gpu_memory_fraction must be in (0, 1], got {self.gpu_memory_fraction}"
             )
+        if self.max_cpu_load is not None and not 0 < self.max_cpu_load <= 1:
+            raise InvalidInput(f"max_cpu_load must be in (0, 1], got {self.max_cpu_load}")
+        for name in ("max_other_gpu_mib", "resume_after_s"):
+            value = getattr(self, name)
+            if value is not None and value < 0:
+                raise InvalidInput(f"{name} must be at least 0, got {value}")
+        if self.schedule is not None:
+            parse_schedule(self.schedule)
         for name in ("max_gpu_temp_c", "max_gpu_power_w", "poll_s"):
             value = getattr(self, name)
             if value is not None and not value > 0:
@@ -79,3 +120,8 @@ class GovernorSettings:
                 f"temp_margin_c must be at least 0 (got {self.temp_margin_c}) and power_margin "
                 f"in [0, 1) (got {self.power_margin})"
             )
+
+    @property
+    def windows(self) -> tuple[Window, ...]:
+        """The parsed ``schedule``; empty when the run may train at any hour."""
+        return () if self.schedule is None else parse_schedule(self.schedule)

@@ -79,7 +79,7 @@ def add_arguments(
             if described.group not in groups:
                 groups[described.group] = parser.add_argument_group(described.group)
             target = groups[described.group]
-        kind = _without_none(hints[field.name])
+        kind = without_none(hints[field.name])
         options: dict[str, Any] = {"help": described.help.format(default=_shown(field.default))}
         if kind is bool:
             options["action"] = argparse.BooleanOptionalAction
@@ -132,7 +132,7 @@ def _convert(kind: Any, value: Any, name: str) -> Any:
         if _allows_none(kind):
             return None
         raise InvalidInput(f"{name} must not be null")
-    kind = _without_none(kind)
+    kind = without_none(kind)
     literal = _literal_values(kind)
     if literal:
         if value not in literal or isinstance(value, bool):
@@ -150,7 +150,8 @@ def _convert(kind: Any, value: Any, name: str) -> Any:
     return float(value) if kind is float else value
 
 
-def _without_none(kind: Any) -> Any:
+def without_none(kind: Any) -> Any:
+    """``X`` of ``X | None``; any other type as it is."""
     if typing.get_origin(kind) in (typing.Union, types.UnionType):
         rest = [a for a in typing.get_args(kind) if a is not type(None)]
         if len(rest) == 1:

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 import yaml
 
-from app.core.config import JobsSettings, LLMSettings, OpenAISettings
+from app.core.config import FinetuneSettings, JobsSettings, LLMSettings, OpenAISettings
 
 ROOT = Path(__file__).resolve().parents[3]
 COMPOSE = ROOT / "docker-compose.yml"
@@ -185,7 +185,7 @@ def test_the_worker_runs_the_api_s_jobs_and_can_be_scaled(compose: dict[str, Any
     services = compose["services"]
     worker, api = services["worker"], services["api"]
     assert "profiles" not in worker
-    assert worker["command"] == ["rag", "worker"]
+    assert worker["command"] == ["rag", "worker", "--queues", "ingest"]
     assert worker["build"] == api["build"] and worker["image"] == api["image"]
     assert worker["environment"]["DATABASE_URL"] == api["environment"]["DATABASE_URL"]
     assert worker["depends_on"]["db"]["condition"] == "service_healthy"
@@ -199,3 +199,20 @@ def test_the_worker_runs_the_api_s_jobs_and_can_be_scaled(compose: dict[str, Any
     # Docker waits long enough for a stopping worker to hand its jobs back.
     assert _seconds(worker["stop_grace_period"]) > jobs.shutdown_grace_s
     assert "DATABASE_URL" in " ".join(worker["healthcheck"]["test"])
+
+
+def test_the_training_worker_runs_fine_tuning_jobs_on_the_gpus(compose: dict[str, Any]) -> None:
+    services = compose["services"]
+    trainer, api = services["training-worker"], services["api"]
+    assert trainer["profiles"] == ["training"]
+    assert trainer["build"]["target"] == "gpu"
+    assert trainer["command"] == ["rag", "worker", "--queues", "finetune"]
+    assert any("gpu" in device["capabilities"] for device in _gpu_devices(trainer))
+    assert trainer["environment"]["DATABASE_URL"] == api["environment"]["DATABASE_URL"]
+    # The API publishes adapters from the folder the training worker writes: the same volume.
+    data_volume = next(v for v in api["volumes"] if v.endswith(":/data"))
+    assert data_volume in trainer["volumes"]
+    # The server starts no training worker of its own in its CPU image.
+    assert api["environment"]["FINETUNE_WORKERS"] == "0"
+    # Docker waits for the training process's checkpoint.
+    assert _seconds(trainer["stop_grace_period"]) > FinetuneSettings().stop_grace_s

@@ -11,7 +11,7 @@ import pytest
 
 from app.cli import main
 from app.core.errors import InvalidInput
-from app.finetune.evaluate import EvalSettings, format_markdown, run_eval
+from app.finetune.evaluate import format_markdown, run_eval
 from app.finetune.evaluate_metrics import (
     RatingClassifier,
     band_consistency,
@@ -21,6 +21,7 @@ from app.finetune.evaluate_metrics import (
     sentiment_band,
 )
 from app.recipes.data import DataOptions, load_reviews
+from app.recipes.eval_settings import EvalSettings
 from tests.conftest import require_shared
 from tests.utils.tiny_lm import SHARED_DATA
 

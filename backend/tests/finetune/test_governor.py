@@ -47,6 +47,7 @@ class ScriptedSensor:
 
 def governed_steps(governor: LoadGovernor, clock: ManualClock, durations: list[float]) -> None:
     for seconds in durations:
+        assert governor.wait_to_run()
         with governor.step():
             clock.now += seconds
 

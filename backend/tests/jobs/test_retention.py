@@ -47,10 +47,12 @@ def _execute(pg_url: str, schema: str, query: str, *params: object) -> list[tupl
         return cursor.fetchall() if cursor.description else []
 
 
-def _job(components: Components, pg_url: str, status: str, days_ago: int) -> Job:
+def _job(
+    components: Components, pg_url: str, status: str, days_ago: int, kind: str = "ingest"
+) -> Job:
     """A job in ``status`` whose last change was ``days_ago`` days ago, with a file."""
     job = components.jobs.create(
-        "ingest", {"collection": None}, [JobFile(f"{uuid.uuid4().hex}.md", data=b"# a\n\nb\n")]
+        kind, {"collection": None}, [JobFile(f"{uuid.uuid4().hex}.md", data=b"# a\n\nb\n")]
     )
     _execute(
         pg_url,
@@ -93,10 +95,13 @@ def test_only_jobs_that_ended_before_the_retention_are_deleted(
     components: Components, settings: Settings, pg_url: str, schema: str
 ) -> None:
     old = [_job(components, pg_url, s, 31) for s in ("succeeded", "failed", "cancelled")]
+    old.append(_job(components, pg_url, "failed", 31, kind="finetune"))
     kept = [
         _job(components, pg_url, "succeeded", 29),
         _job(components, pg_url, "queued", 400),
         _job(components, pg_url, "running", 400),
+        # The record of an adapter that may be serving.
+        _job(components, pg_url, "succeeded", 400, kind="finetune"),
     ]
     old_queue_row = _queue_job_finished(pg_url, schema, old[0], 31)
     recent_queue_row = _queue_job_finished(pg_url, schema, kept[0], 29)
@@ -106,7 +111,7 @@ def test_only_jobs_that_ended_before_the_retention_are_deleted(
         async with app.open_async():
             return await retention.delete_finished(app, settings.jobs.retention_days)
 
-    assert asyncio.run(run()) == 3
+    assert asyncio.run(run()) == 4
     assert _job_ids(pg_url, schema) == {job.id for job in kept}
     files = _execute(pg_url, schema, "SELECT DISTINCT job_id FROM job_files")
     assert {row[0] for row in files} == {job.id for job in kept}

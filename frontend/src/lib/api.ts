@@ -58,7 +58,8 @@ function isParams(params: unknown): params is ErrorParams {
   );
 }
 
-function errorFrom(status: number, body: unknown): ApiError {
+/** The `ApiError` for an answer that is not 2xx, from its status and parsed body. */
+export function errorFrom(status: number, body: unknown): ApiError {
   if (isErrorBody(body)) {
     const { code, message, params } = body.error;
     // The server wants a key, or another one: the key dialog asks, whichever screen sent this.
@@ -84,7 +85,8 @@ async function connect(path: string, init: RequestInit): Promise<Response> {
   }
 }
 
-async function send(path: string, init: RequestInit = {}): Promise<Response> {
+/** Send a request; an answer other than 2xx is thrown as an `ApiError`. */
+export async function send(path: string, init: RequestInit = {}): Promise<Response> {
   const response = await connect(path, init);
   if (!response.ok) {
     const body: unknown = await response.json().catch(() => null);
@@ -93,12 +95,12 @@ async function send(path: string, init: RequestInit = {}): Promise<Response> {
   return response;
 }
 
-async function getJson<T>(path: string, signal?: AbortSignal): Promise<T> {
+export async function getJson<T>(path: string, signal?: AbortSignal): Promise<T> {
   const response = await send(path, { signal });
   return (await response.json()) as T;
 }
 
-async function postJson<T>(path: string, body: unknown, signal?: AbortSignal): Promise<T> {
+export async function postJson<T>(path: string, body: unknown, signal?: AbortSignal): Promise<T> {
   const response = await send(path, {
     method: "POST",
     headers: { "Content-Type": "application/json" },

@@ -112,7 +112,7 @@ export type JobStatus = "queued" | "running" | "succeeded" | "failed" | "cancell
 /** A background job (`GET /api/jobs/{id}`); an upload with `?wait=false` answers its id at once. */
 export interface JobInfo {
   id: string;
-  kind: "ingest";
+  kind: "ingest" | "finetune";
   status: JobStatus;
   /** Documents stored and known so far (a file counts as one until it is read), so `total` grows. */
   progress: { done: number; total: number };
@@ -260,3 +260,198 @@ export type ReviewEvent =
   | { event: "token"; data: { index: number; text: string } }
   | { event: "done"; data: ReviewsResponse }
   | { event: "error"; data: ErrorBody };
+
+// ---- Fine-tuning (`/api/finetune/*` and finetune jobs). Every field the web UI reads of them is here.
+
+/** `DataReport.to_dict()`: what was read from a data set, what was kept and why the rest was dropped. */
+export interface DataReport {
+  data_format: string;
+  rating_scale: number;
+  read: number;
+  kept: number;
+  /** Lines dropped, by reason. */
+  dropped: Record<string, number>;
+  /** Reviews kept per rating ("1".."10"). */
+  ratings: Record<string, number>;
+}
+
+/** A review data set stored on the server (`POST /api/finetune/datasets`). */
+export interface DatasetInfo {
+  id: string;
+  name: string;
+  source: "upload" | "path";
+  format: string;
+  scale: number;
+  report: DataReport;
+  size_bytes: number;
+  created_at: string;
+}
+
+/** `POST /api/finetune/datasets` with a file already on the server. */
+export interface DatasetPathRequest {
+  path: string;
+  name?: string;
+}
+
+/** One method's memory estimate at the requested micro-batch (`MemoryEstimate.to_dict()`, GiB). */
+export interface MemoryEstimate {
+  method: string;
+  gradient_checkpointing: boolean;
+  micro_batch: number;
+  parts_gib: Record<string, number>;
+  allocated_gib: number;
+  required_gib: number;
+}
+
+export interface MethodPlan {
+  method: string;
+  trainable_params: number;
+  without_checkpointing: MemoryEstimate;
+  with_checkpointing: MemoryEstimate;
+  /** 0 when not even one row fits. */
+  max_micro_batch_without_checkpointing: number;
+  max_micro_batch_with_checkpointing: number;
+}
+
+export interface PlanRecommendation {
+  method: "lora" | "qlora";
+  gradient_checkpointing: boolean;
+  micro_batch: number;
+  gradient_accumulation: number;
+  reason: string;
+}
+
+/** `GET /api/finetune/plan` (`rag finetune plan --json`). */
+export interface MemoryPlan {
+  model: string;
+  source: string;
+  parameter_count: number;
+  gpu_mem_gb: number;
+  settings: { seq_len: number; micro_batch: number; lora_rank: number };
+  methods: Record<string, MethodPlan>;
+  recommendation: PlanRecommendation | null;
+  notes: string[];
+}
+
+export interface PlanQuery {
+  model: string;
+  gpu_mem_gb: number;
+  seq_len?: number;
+  micro_batch?: number;
+  lora_rank?: number;
+}
+
+export type OptionValue = string | number | boolean | string[] | number[] | null;
+
+/** One recipe field of `GET /api/finetune/options`, as the start form shows it. */
+export interface RecipeOption {
+  name: string;
+  /** `integer`, `number`, `string`, `boolean`, or a list of one (`integer[]`). */
+  type: string;
+  default: OptionValue;
+  choices: (string | number)[] | null;
+  help: string;
+  group: string | null;
+}
+
+export interface RecipeOptions {
+  train: RecipeOption[];
+  data: RecipeOption[];
+  governor: RecipeOption[];
+  eval: RecipeOption[];
+}
+
+/** `POST /api/finetune/jobs`: the data sets, the recipe's fields under their own names, and groups. */
+export interface FinetuneJobRequest {
+  dataset_id: string;
+  eval_dataset_id?: string | null;
+  data_options?: Record<string, OptionValue>;
+  governor?: Record<string, OptionValue>;
+  eval?: Record<string, OptionValue>;
+  [field: string]: OptionValue | Record<string, OptionValue> | undefined;
+}
+
+/** One line of the trainer's `train_log.jsonl`. */
+export interface TrainMetric {
+  step: number;
+  loss: number;
+  lr?: number;
+  tokens_per_s?: number;
+  elapsed_s?: number;
+  epoch?: number;
+}
+
+export type GovernorReason = "user" | "schedule" | "cpu_load" | "gpu_busy" | "gpu_temperature" | "gpu_power";
+
+export interface GovernorStatus {
+  state: "running" | "paused";
+  reason: GovernorReason | null;
+  since: string | null;
+  resumes_at: string | null;
+}
+
+export interface RatingConsistency {
+  overall: number;
+  by_band: Record<string, number>;
+}
+
+export interface EvalSample {
+  rating: number;
+  text: string;
+  predicted_band: string;
+}
+
+/** One column of the eval report: the base model, base + adapter, or the real dev reviews. */
+export interface EvalResult {
+  rating_consistency: RatingConsistency;
+  perplexity?: number;
+  distinct_1: number | null;
+  distinct_2: number | null;
+  copy_rate: number;
+  empty_rate?: number;
+  samples?: EvalSample[];
+}
+
+/** `rag finetune eval --json`, stored with the job. */
+export interface EvalReport {
+  model: string;
+  adapter: string | null;
+  rating_scale: number;
+  ratings: number[];
+  classifier: { accuracy: number; test_size: number; train_size: number };
+  results: { real: EvalResult; base: EvalResult; adapter?: EvalResult };
+}
+
+export type FinetunePhase = "queued" | "training" | "evaluating" | "done";
+
+/** A fine-tuning job: the common job fields plus the run's curve, its governor and its results. */
+export interface FinetuneJob extends JobInfo {
+  kind: "finetune";
+  /** The logged steps; in the event stream, only those logged since the event before. */
+  metrics: TrainMetric[];
+  /** Null unless it is running. */
+  eta_s: number | null;
+  /** Null unless it is running. */
+  governor: GovernorStatus | null;
+  pause_requested: boolean;
+  finetune: {
+    dataset_id: string;
+    eval_dataset_id: string | null;
+    model: string;
+    method: string;
+    config: Record<string, unknown>;
+    phase: FinetunePhase;
+    adapter_ready: boolean;
+    device: string;
+    eval: EvalReport | null;
+    /** Why the evaluation failed, if it did (the adapter is still there). */
+    eval_error: ErrorInfo | null;
+    published: string[];
+  };
+}
+
+export interface JobList {
+  jobs: JobInfo[];
+  total: number;
+  next_cursor: string | null;
+}

@@ -293,4 +293,15 @@ describe("review writer", () => {
     expect(calls.filter((c) => c.url.endsWith("/api/models"))).toHaveLength(1);
     expect(within(screen.getByRole("group", { name: "어댑터" })).getAllByRole("radio")).toHaveLength(2);
   });
+
+  it("starts with the adapter a link names (as the fine-tuning page links after publishing)", async () => {
+    installFetch({
+      "GET /health": () => json({ status: "ok" }),
+      "GET /api/models": () => json(models([REVIEWS_ADAPTER, SHORT_ADAPTER])),
+    });
+    renderApp("/reviews?adapter=short");
+    const chooser = await screen.findByRole("group", { name: "어댑터" });
+    expect(within(chooser).getByRole("radio", { name: "short" })).toBeChecked();
+    expect(within(chooser).getByRole("radio", { name: "reviews" })).not.toBeChecked();
+  });
 });

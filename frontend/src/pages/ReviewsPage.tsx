@@ -14,6 +14,7 @@ import { StarPicker } from "../components/Reviews/StarPicker";
 import { Button } from "../components/ui/Button";
 import { ErrorNotice, Spinner } from "../components/ui/Feedback";
 import { Segmented } from "../components/ui/Segmented";
+import { useRouter } from "../hooks/router";
 import { useReviewWriter } from "../hooks/useReviewWriter";
 import { useI18n } from "../i18n";
 import { ApiError, getModels } from "../lib/api";
@@ -39,8 +40,10 @@ export function ReviewsPage() {
   const [subject, setSubject] = useState("");
   const [count, setCount] = useState(2);
   const [temperature, setTemperature] = useState(0.8);
-  // null until the user picks; "" is an explicit choice of the base model alone.
-  const [adapter, setAdapter] = useState<string | null>(null);
+  // null until the user picks; "" is an explicit choice of the base model alone. A link may name one
+  // (`?adapter=`, as the fine-tuning page does after publishing).
+  const { query } = useRouter();
+  const [adapter, setAdapter] = useState<string | null>(() => query.get("adapter"));
   const max = Number(scale);
   const role = models.data?.reviews;
   const adapters = role?.adapters ?? [];

@@ -1,49 +1,29 @@
-"""``/api/jobs``: background jobs (uploads' indexing), their progress, events and cancelling."""
+"""``/api/jobs``: background jobs (uploads' indexing, fine-tuning), their progress, events, pausing
+and cancelling."""
 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from typing import Annotated
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Path, Query
+from fastapi import APIRouter, Query
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import StreamingResponse
 
-from app.api.deps import ComponentsDep, EditorDep, ReaderDep
-from app.api.schemas import ErrorDetail, ErrorResponse, JobList, JobOut, JobProgress, UploadResult
+from app.api.deps import AdminDep, ComponentsDep, EditorDep, ReaderDep
+from app.api.job_views import JOB_ERRORS, JobId, job_out
+from app.api.schemas import JobList, JobOut
 from app.api.sse import format_event, sse_response
-from app.auth.roles import Caller
+from app.auth.roles import Caller, Role
 from app.components import Components
+from app.jobs import finetune_records
 from app.jobs.events import follow
 from app.jobs.store import MAX_PAGE, Job, not_found
 
 router = APIRouter(prefix="/api/jobs", tags=["jobs"])
 
-JobId = Annotated[str, Path(max_length=100, description="The job's id.")]
 
-_ERRORS = {
-    404: {"model": ErrorResponse},
-    409: {"model": ErrorResponse},
-    422: {"model": ErrorResponse},
-    503: {"model": ErrorResponse},
-}
-
-
-def job_out(job: Job) -> JobOut:
-    """The API's view of a stored job."""
-    return JobOut(
-        id=job.id,
-        kind=job.kind,
-        status=job.status,
-        progress=JobProgress(**job.progress),
-        results=[UploadResult.model_validate(result) for result in job.results],
-        error=ErrorDetail.model_validate(job.error) if job.error is not None else None,
-        created_at=job.created_at,
-        updated_at=job.updated_at,
-    )
-
-
-@router.get("", response_model=JobList, responses=_ERRORS)
+@router.get("", response_model=JobList, responses=JOB_ERRORS)
 async def list_jobs(
     components: ComponentsDep,
     caller: ReaderDep,
@@ -61,19 +41,21 @@ async def list_jobs(
         return JobList(
             jobs=[job_out(j) for j in page.jobs], total=page.total, next_cursor=page.next_cursor
         )
-    seen = [j for j in page.jobs if caller.may_use(_collection(j, components))]
+    seen = [j for j in page.jobs if _visible(j, components, caller)]
     return JobList(jobs=[job_out(j) for j in seen], total=len(seen), next_cursor=page.next_cursor)
 
 
-@router.get("/{job_id}", response_model=JobOut, responses=_ERRORS)
+@router.get("/{job_id}", response_model=JobOut, responses=JOB_ERRORS)
 async def get_job(job_id: JobId, components: ComponentsDep, caller: ReaderDep) -> JobOut:
-    """One job: status, progress, the results so far and, if it failed, why."""
-    return job_out(await _granted_job(job_id, components, caller))
+    """One job: status, progress, the results so far and, if it failed, why; for a training job
+    also its logged steps, ETA, governor state, evaluation and publications."""
+    job = await _granted_job(job_id, components, caller)
+    return job_out(job, await _metrics(components, job))
 
 
 @router.get(
     "/{job_id}/events",
-    responses={200: {"content": {"text/event-stream": {}}}, **_ERRORS},
+    responses={200: {"content": {"text/event-stream": {}}}, **JOB_ERRORS},
     response_class=StreamingResponse,
 )
 async def job_events(
@@ -84,22 +66,65 @@ async def job_events(
     await _granted_job(job_id, components, caller)
 
     async def events() -> AsyncIterator[str]:
+        last_step = -1
         async for job in follow(components.jobs.conninfo, components.jobs.schema, job_id):
             if job is None:
                 yield ": still running\n\n"
-            else:
-                event = "done" if job.final else "progress"
-                yield format_event(event, job_out(job).model_dump(mode="json"))
+                continue
+            metrics = await _metrics(components, job, after_step=last_step)
+            if metrics:
+                last_step = int(metrics[-1]["step"])
+            event = "done" if job.final else "progress"
+            yield format_event(event, job_out(job, metrics).model_dump(mode="json"))
 
     return sse_response(events())
 
 
-@router.post("/{job_id}/cancel", response_model=JobOut, responses=_ERRORS)
+@router.post("/{job_id}/cancel", response_model=JobOut, responses=JOB_ERRORS)
 async def cancel_job(job_id: JobId, components: ComponentsDep, caller: EditorDep) -> JobOut:
     """Cancel a job. A queued job ends at once; a running one stops at its next step (its events
-    say when) and keeps the results of the files it finished. 409 once it succeeded or failed."""
-    await _granted_job(job_id, components, caller)
+    say when) and keeps the results of the files it finished; a training job keeps its last
+    checkpoint. 409 once it succeeded or failed. Training jobs are cancelled by admins only."""
+    job = await _granted_job(job_id, components, caller)
+    if job.kind == finetune_records.KIND:
+        caller.require(Role.admin)
     return job_out(await run_in_threadpool(components.jobs.cancel, job_id))
+
+
+@router.post("/{job_id}/pause", response_model=JobOut, responses=JOB_ERRORS)
+async def pause_job(job_id: JobId, components: ComponentsDep, caller: AdminDep) -> JobOut:
+    """Pause a training job: it saves a checkpoint and idles between steps, across restarts,
+    until resumed (its `governor` says when it has paused). 409 for an ingest job or one that
+    ended."""
+    await _granted_job(job_id, components, caller)
+    job = await run_in_threadpool(finetune_records.set_paused, components.jobs, job_id, True)
+    return job_out(job, await _metrics(components, job))
+
+
+@router.post("/{job_id}/resume", response_model=JobOut, responses=JOB_ERRORS)
+async def resume_job(job_id: JobId, components: ComponentsDep, caller: AdminDep) -> JobOut:
+    """Let a paused training job go on (a schedule or load pause still holds while it applies)."""
+    await _granted_job(job_id, components, caller)
+    job = await run_in_threadpool(finetune_records.set_paused, components.jobs, job_id, False)
+    return job_out(job, await _metrics(components, job))
+
+
+async def _metrics(
+    components: Components, job: Job, *, after_step: int = -1
+) -> list[dict[str, Any]]:
+    if job.kind != finetune_records.KIND:
+        return []
+    return await run_in_threadpool(
+        finetune_records.metrics, components.jobs, job.id, after_step=after_step
+    )
+
+
+def _visible(job: Job, components: Components, caller: Caller) -> bool:
+    """Whether ``caller`` may see ``job``: an ingest job's collection must be granted; training
+    jobs belong to no collection, so a key limited to some collections sees none of them."""
+    if job.kind == finetune_records.KIND:
+        return caller.collections is None
+    return caller.may_use(_collection(job, components))
 
 
 def _collection(job: Job, components: Components) -> str:
@@ -111,5 +136,6 @@ def _collection(job: Job, components: Components) -> str:
 async def _granted_job(job_id: str, components: Components, caller: Caller) -> Job:
     """The job, or 404 alike for a missing one and one in a collection the key may not use."""
     job = await run_in_threadpool(components.jobs.require, job_id)
-    caller.hide_unless_granted(_collection(job, components), not_found(job_id))
+    if not _visible(job, components, caller):
+        raise not_found(job_id)
     return job

@@ -1,4 +1,4 @@
-/** The top bar: name, the four screens, server health, the API key, language and theme. */
+/** The top bar: name, the five screens, server health, the API key, language and theme. */
 import { useQuery } from "@tanstack/react-query";
 
 import { Link, useRouter } from "../../hooks/router";
@@ -13,6 +13,7 @@ export const ROUTES: { path: string; label: MessageKey; icon: IconName }[] = [
   { path: "/", label: "nav.chat", icon: "chat" },
   { path: "/documents", label: "nav.documents", icon: "file" },
   { path: "/reviews", label: "nav.reviews", icon: "pen" },
+  { path: "/finetune", label: "nav.finetune", icon: "sliders" },
   { path: "/status", label: "nav.status", icon: "pulse" },
 ];
 

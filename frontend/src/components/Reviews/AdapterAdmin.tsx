@@ -11,6 +11,7 @@ import { loadAdapter, unloadAdapter } from "../../lib/api";
 import type { AdapterInfo, AdapterLoadRequest } from "../../lib/types";
 import { Button } from "../ui/Button";
 import { ErrorNotice } from "../ui/Feedback";
+import { AdapterNameField } from "../ui/AdapterNameField";
 
 interface Done {
   message: "models.loaded" | "models.unloaded";
@@ -68,18 +69,7 @@ export function AdapterAdmin({ adapters, onLoaded }: AdapterAdminProps) {
       <h2 id="adapter-admin-heading">{t("models.manage")}</h2>
       <p className="muted small">{t("models.manageHelp")}</p>
       <form className="adapter-load" onSubmit={submit}>
-        <label className="field">
-          <span className="field-label">{t("models.name")}</span>
-          <input
-            value={name}
-            required
-            maxLength={64}
-            autoComplete="off"
-            spellCheck={false}
-            placeholder="reviews"
-            onChange={(e) => setName(e.target.value)}
-          />
-        </label>
+        <AdapterNameField label={t("models.name")} value={name} onChange={setName} />
         <label className="field adapter-path">
           <span className="field-label">{t("models.path")}</span>
           <input
