@@ -21,6 +21,7 @@ from app.hf.chat_template import chat_template_for
 from app.hf.device import default_device, training_dtype
 from app.hf.tokens import pad_token_id, stop_token_ids
 from app.recipes.data import Review
+from app.text import normalize_text
 
 
 @dataclass
@@ -100,7 +101,9 @@ def generate_reviews(
         replies = output[:, encoded["input_ids"].shape[1] :]
         decoded = tokenizer.batch_decode(replies, skip_special_tokens=True)
         # A reply cut at max_new_tokens can end inside a multi-byte character.
-        texts += [t.strip().rstrip("\ufffd").strip() for t in decoded]
+        # A tiny or badly trained model may write control characters (NUL among them), which
+        # neither a report in PostgreSQL nor a reader wants.
+        texts += [normalize_text(t).strip().rstrip("\ufffd").strip() for t in decoded]
     return texts
 
 

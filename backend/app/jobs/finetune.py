@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from app.core.config import FinetuneSettings
+from app.core.errors import DatabaseUnavailable
 from app.core.logger import get_logger
 from app.jobs import finetune_records as records
 from app.jobs.queue import WorkerStopping
@@ -44,6 +45,7 @@ from app.recipes.job_files import (
     read_json,
     write_json_atomic,
 )
+from app.retriever.indexer import failure_reason
 
 log = get_logger(__name__)
 
@@ -142,21 +144,38 @@ class FinetuneRunner:
         if claimed is None:
             return
         job, lease = claimed
-        output = Path(job.payload["output_dir"])
-        output.mkdir(parents=True, exist_ok=True)
-        write_json_atomic(
-            output / JOB_FILE,
-            {"config": job.payload["config"], "evaluation": job.payload.get("evaluation")},
-        )
-        paused = records.pause_requested(self._jobs, job_id)
-        write_json_atomic(output / CONTROL_FILE, {"paused": paused})
-        log.info("job %s: training in %s", job_id, output)
-        process = self._start(output, job.payload.get("device", "auto"))
+        process: subprocess.Popen[bytes] | None = None
         try:
+            output = Path(job.payload["output_dir"])
+            output.mkdir(parents=True, exist_ok=True)
+            write_json_atomic(
+                output / JOB_FILE,
+                {"config": job.payload["config"], "evaluation": job.payload.get("evaluation")},
+            )
+            paused = records.pause_requested(self._jobs, job_id)
+            write_json_atomic(output / CONTROL_FILE, {"paused": paused})
+            log.info("job %s: training in %s", job_id, output)
+            process = self._start(output, job.payload.get("device", "auto"))
             self._follow(job_id, lease, job.payload, output, process, paused)
         except LeaseLost:
             log.warning("job %s: another worker took it over; this run stops", job_id)
             self._stop(process)
+        except (WorkerStopping, DatabaseUnavailable):
+            # Handed back, or run again once the database is back; the checkpoint stays.
+            self._stop(process)
+            raise
+        except Exception as exc:
+            # Anything else ends the job (a full disk, a folder it may not write, a bug): a job
+            # left running would have no one to finish it.
+            log.exception("job %s failed", job_id)
+            self._stop(process)
+            self._jobs.finish(
+                job_id,
+                lease,
+                "failed",
+                # dict(code=...): the web UI's list of error codes is read from calls.
+                dict(code="internal_error", message=failure_reason(exc), status=500),
+            )
         except BaseException:
             self._stop(process)
             raise
@@ -280,9 +299,9 @@ class FinetuneRunner:
         self._jobs.finish(job_id, lease, "failed", error)
         log.warning("job %s: failed: %s", job_id, error["message"])
 
-    def _stop(self, process: subprocess.Popen[bytes]) -> None:
+    def _stop(self, process: subprocess.Popen[bytes] | None) -> None:
         """Ask the training process to checkpoint and exit; kill it if it outstays the grace."""
-        if process.poll() is not None:
+        if process is None or process.poll() is not None:
             return
         process.send_signal(signal.SIGTERM)
         try:

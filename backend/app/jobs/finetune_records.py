@@ -22,6 +22,7 @@ from app.jobs.store import (
     job_from_row,
     not_found,
 )
+from app.text import normalize_json
 
 KIND = "finetune"
 # A job's chart needs no more points than a screen is wide; the last point is always kept.
@@ -80,6 +81,7 @@ def sync(
 
     Steps logged again after a resume replace their earlier rows: a resumed run follows the
     same curve, so they are the same values."""
+    state, entries = normalize_json(state), normalize_json(entries)
     with store.connection() as conn, conn.transaction():
         row = conn.execute(
             "UPDATE jobs SET progress = %s, settled = %s, metrics = metrics || %s,"
@@ -100,7 +102,10 @@ def sync(
 
 
 def set_state(store: JobStore, job_id: str, state: dict[str, Any]) -> None:
-    """Merge ``state`` into the job's stored state (whatever its status)."""
+    """Merge ``state`` into the job's stored state (whatever its status). Text the training
+    process wrote (a generated review in an evaluation) may hold NUL, which jsonb refuses:
+    what is stored is normalised."""
+    state = normalize_json(state)
     with store.connection() as conn:
         conn.execute(
             "UPDATE jobs SET metrics = metrics || %s, updated_at = now() WHERE id = %s",
@@ -129,6 +134,7 @@ def metrics(store: JobStore, job_id: str, *, after_step: int = -1) -> list[dict[
 def requeue(store: JobStore, job_id: str, payload: dict[str, Any], state: dict[str, Any]) -> Job:
     """Run a finished training job again with ``payload`` merged in (an evaluation asked for after
     it ended): it goes back to the queue, and its worker skips the training already done."""
+    payload, state = normalize_json(payload), normalize_json(state)
     with store.connection() as conn, conn.transaction():
         row = conn.execute(
             "SELECT status, payload FROM jobs WHERE id = %s AND kind = %s FOR UPDATE",
