@@ -8,7 +8,7 @@ DEV_STAMP := $(VENV)/.installed-dev
 NPM_STAMP := frontend/node_modules/.installed
 FRONTEND_SOURCES := $(shell find frontend/src frontend/public -type f 2>/dev/null) frontend/index.html frontend/vite.config.ts
 
-.PHONY: run test test-backend test-frontend frontend screenshots lint format install install-dev bench-retrieval bench-fusion bench-extractive bench-finetune bench-generate bench-ingest clean
+.PHONY: run test test-backend test-frontend frontend screenshots lint format install install-dev bench-retrieval bench-fusion bench-extractive bench-finetune bench-generate bench-reviews bench-ingest clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -83,6 +83,11 @@ bench-finetune: $(DEV_STAMP)
 
 bench-generate: $(DEV_STAMP)
 	$(BIN)/python benchmarks/generate.py
+
+# Pre-trains a small Llama on NSMC, trains a LoRA adapter as a job through the API and judges its
+# reviews' ratings (15-20 minutes on 2 shared cores); writes its table to docs/benchmarks.md.
+bench-reviews: $(DEV_STAMP)
+	$(BIN)/python benchmarks/reviews.py
 
 # Installs langchain-postgres into a temporary virtualenv of its own (never into .venv); writes
 # its table to docs/benchmarks.md. Other sizes: make bench-ingest BENCH_INGEST_ARGS="--sizes 2000".
