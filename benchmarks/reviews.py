@@ -11,6 +11,8 @@
    generated for every rating 1-10 by the base and by the adapter, and a classifier trained on
    real training reviews judges which sentiment band (1-4 / 5-7 / 8-10) each one reads as; real dev
    reviews are judged by the same classifier.
+4. Whether base and adapter read the rating at all: the likelihood of real reviews under their own
+   rating against the opposite one (``reviews_sensitivity.py``).
 
 Target: the adapter's judged band accuracy at least the real reviews' and at least the base's
 + 0.25. Writes its table into docs/benchmarks.md.
@@ -37,6 +39,7 @@ sys.path.insert(0, str(BACKEND))
 from benchmarks_report import replace_section
 from reviews_lora import LoraResult, api_has_finetune_jobs, train_via_api, train_via_cli
 from reviews_pretrain import PretrainRecipe, pretrain_base, read_review_texts
+from reviews_sensitivity import rating_sensitivity
 
 NSMC = ROOT.parent / "shared" / "data" / "nsmc"
 TRAIN, DEV = NSMC / "train.tsv.gz", NSMC / "dev.tsv.gz"
@@ -97,6 +100,7 @@ def report(
     pretrained: dict[str, Any],
     lora: LoraResult,
     evaluation: dict[str, Any],
+    sensitivity: dict[str, Any],
     total_s: float,
 ) -> str:
     """The Markdown section: set-up, the table, the target and a few samples."""
@@ -193,6 +197,16 @@ def report(
         f"({overall['adapter']:.3f} vs {overall['base'] + TARGET_MARGIN:.3f}: "
         f"**{'met' if meets_base else 'missed'}**)."
     )
+    gaps = {name: sensitivity[name]["gap"] for name in ("base", "adapter")}
+    lines += [
+        "",
+        (
+            f"Does the model read the rating? Reply loss of {sensitivity['reviews_per_end']} "
+            "1-2★ and as many 9-10★ dev reviews under a 1★ and a 10★ prompt: a review is "
+            f"{gaps['base']:+.4f} nats/token more likely under its own end of the scale for the "
+            f"base, {gaps['adapter']:+.4f} for the adapter (0 = the rating is ignored)."
+        ),
+    ]
     lines += ["", "Samples (requested rating, judged band):", ""]
     for name in ("base", "adapter"):
         for sample in results[name]["samples"]:
@@ -267,7 +281,11 @@ def main() -> None:
                 {**RECIPE, "progress": False},
             )
             evaluation = evaluate_locally(work / "base", lora.adapter, train_file)
-        table = report(pretrained, lora, evaluation, time.perf_counter() - started)
+        sensitivity = rating_sensitivity(work / "base", lora.adapter, DEV)
+        print(f"rating sensitivity: {json.dumps(sensitivity)}", flush=True)
+        table = report(
+            pretrained, lora, evaluation, sensitivity, time.perf_counter() - started
+        )
     print(table)
     if not args.no_write:
         replace_section(SECTION, table)
