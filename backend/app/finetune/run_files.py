@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from app.hf.chat_template import COMPACT_LLAMA3_TEMPLATE
+from app.recipes.job_files import write_json_atomic
 
 if TYPE_CHECKING:
     import torch
@@ -86,9 +87,7 @@ def append_log(path: Path, entry: dict[str, Any]) -> None:
 
 def write_json(path: Path, data: dict[str, Any]) -> None:
     """Replace ``path`` atomically, so a run killed mid-write leaves the previous record."""
-    partial = path.with_name(f".{path.name}.tmp")
-    partial.write_text(json.dumps(data, indent=2, ensure_ascii=False), encoding="utf-8")
-    partial.replace(path)
+    write_json_atomic(path, data, indent=2)
 
 
 def _jsonable(value: Any) -> Any:

@@ -59,6 +59,8 @@ class _Follower:
     output: Path
     offset: int = 0
     tail: bytes = b""
+    synced: tuple[dict[str, int], dict[str, Any]] | None = None
+    """The progress and state last stored."""
 
     def new_entries(self) -> list[dict[str, Any]]:
         """Log lines appended since the last call (all of them again after the log was cut
@@ -251,14 +253,15 @@ class FinetuneRunner:
         follower: _Follower,
     ) -> tuple[bool, bool]:
         progress, state = job_state(output, payload)
-        return records.sync(
-            self._jobs,
-            job_id,
-            lease,
-            progress=progress,
-            state=state,
-            entries=follower.new_entries(),
+        entries = follower.new_entries()
+        if not entries and (progress, state) == follower.synced:
+            # Nothing new (a paused run, a long step): no write, so no event for followers.
+            return records.flags(self._jobs, job_id, lease)
+        answer = records.sync(
+            self._jobs, job_id, lease, progress=progress, state=state, entries=entries
         )
+        follower.synced = (progress, state)
+        return answer
 
     def _end(self, job_id: str, lease: str, output: Path, returncode: int) -> None:
         done_state = {"phase": "done", "governor": None, "eta_s": None, "adapter_ready": True}

@@ -101,6 +101,20 @@ def sync(
     return bool(row[0]), bool(row[1])
 
 
+def flags(store: JobStore, job_id: str, lease: str) -> tuple[bool, bool]:
+    """Whether the job is to be cancelled and whether it is to pause, as ``sync`` answers, without
+    writing anything. ``LeaseLost`` when another run holds it."""
+    with store.connection() as conn:
+        row = conn.execute(
+            "SELECT cancel_requested, pause_requested FROM jobs"
+            " WHERE id = %s AND status = 'running' AND lease = %s",
+            (job_id, lease),
+        ).fetchone()
+    if row is None:
+        raise LeaseLost(job_id)
+    return bool(row[0]), bool(row[1])
+
+
 def set_state(store: JobStore, job_id: str, state: dict[str, Any]) -> None:
     """Merge ``state`` into the job's stored state (whatever its status). Text the training
     process wrote (a generated review in an evaluation) may hold NUL, which jsonb refuses:

@@ -32,8 +32,9 @@ def read_json(path: Path) -> dict[str, Any] | None:
     return data if isinstance(data, dict) else None
 
 
-def write_json_atomic(path: Path, data: dict[str, Any]) -> None:
-    """Write ``data`` so that a reader sees the old file or the new one, never half of one."""
+def write_json_atomic(path: Path, data: dict[str, Any], *, indent: int | None = None) -> None:
+    """Write ``data`` so that a reader (or a run killed mid-write) sees the old file or the new
+    one, never half of one."""
     partial = path.with_name(f".{path.name}.tmp")
-    partial.write_text(json.dumps(data, ensure_ascii=False), encoding="utf-8")
+    partial.write_text(json.dumps(data, indent=indent, ensure_ascii=False), encoding="utf-8")
     partial.replace(path)
