@@ -11,7 +11,7 @@ import pytest
 
 from app.cli import main
 from app.core.errors import InvalidInput
-from app.finetune.evaluate import format_markdown, run_eval
+from app.finetune.evaluate import format_markdown, real_band_consistency, run_eval
 from app.finetune.evaluate_metrics import (
     RatingClassifier,
     band_consistency,
@@ -20,7 +20,7 @@ from app.finetune.evaluate_metrics import (
     sample,
     sentiment_band,
 )
-from app.recipes.data import DataOptions, load_reviews
+from app.recipes.data import DataOptions, Review, load_reviews
 from app.recipes.eval_settings import EvalSettings
 from tests.conftest import require_shared
 from tests.utils.tiny_lm import SHARED_DATA
@@ -143,6 +143,29 @@ def test_rating_classifier_beats_chance_on_nsmc(nsmc_train: Path, nsmc_dev: Path
     assert score.balanced_accuracy > 0.5
     assert score.macro_f1 > 0.5
     assert score.accuracy > 0.6
+
+
+class _AlwaysPositive:
+    def predict(self, texts: list[str]) -> list[str]:
+        return ["positive"] * len(texts)
+
+
+def test_real_reviews_are_judged_in_the_mix_the_generations_were_requested_in() -> None:
+    # Dev reviews as they come are mostly positive; judged as they come, a classifier that always
+    # says "positive" would look right 95% of the time. Drawn evenly over the requested ratings,
+    # it is right exactly for the positive half.
+    dev = [Review(f"좋다 {i}", 10) for i in range(95)] + [Review(f"별로 {i}", 1) for i in range(5)]
+    settings = EvalSettings(classifier_test_samples=2_000)
+
+    consistency = real_band_consistency(_AlwaysPositive(), dev, (1, 10), 10, settings)
+
+    assert consistency["counts"] == {"negative": 5, "positive": 5}
+    assert consistency["overall"] == 0.5
+    # A requested rating the dev data lacks is left out rather than failing the evaluation.
+    assert real_band_consistency(_AlwaysPositive(), dev, (1, 5, 10), 10, settings)["counts"] == {
+        "negative": 5,
+        "positive": 5,
+    }
 
 
 # --------------------------------------------------------------------------- end to end
