@@ -14,7 +14,8 @@ from psycopg import sql
 from app.components import Components
 from app.core.config import Settings
 from app.jobs import queue, retention
-from app.jobs.store import Job, JobFile
+from app.jobs.store import Job, JobFile, new_job_id
+from app.recipes.job_files import JOB_FILE
 from tests.api.conftest import make_settings
 from tests.conftest import drop_schema, new_schema_name
 from tests.utils.workers import FAST_JOBS, poll, worker_process
@@ -118,6 +119,49 @@ def test_only_jobs_that_ended_before_the_retention_are_deleted(
     queue_rows = {row[0] for row in _execute(pg_url, schema, "SELECT id FROM procrastinate_jobs")}
     assert old_queue_row not in queue_rows
     assert recent_queue_row in queue_rows
+
+
+def _training_job(
+    components: Components, pg_url: str, status: str, root: Path, *, job_file: bool = True
+) -> tuple[Job, Path]:
+    """A fine-tuning job that ended in ``status`` 31 days ago, with a folder of checkpoints."""
+    job_id = new_job_id()
+    folder = root / job_id
+    (folder / "checkpoint-50").mkdir(parents=True)
+    (folder / "checkpoint-50" / "adapter_model.safetensors").write_bytes(b"\0" * 1024)
+    if job_file:
+        (folder / JOB_FILE).write_text("{}", encoding="utf-8")
+    job = components.jobs.create("finetune", {"output_dir": str(folder)}, [], job_id=job_id)
+    _execute(
+        pg_url,
+        components.jobs.schema,
+        "UPDATE jobs SET status = %s, updated_at = now() - interval '31 days' WHERE id = %s",
+        status,
+        job.id,
+    )
+    return job, folder
+
+
+def test_a_deleted_training_job_takes_its_own_folder_with_it(
+    components: Components, settings: Settings, pg_url: str, schema: str, tmp_path: Path
+) -> None:
+    root = tmp_path / "finetune" / "jobs"
+    failed, failed_folder = _training_job(components, pg_url, "failed", root)
+    cancelled, cancelled_folder = _training_job(components, pg_url, "cancelled", root)
+    # Succeeded: its adapter may be serving.
+    _, succeeded_folder = _training_job(components, pg_url, "succeeded", root)
+    # A folder the job's worker never wrote its job file into is not taken for the job's own.
+    _, foreign_folder = _training_job(components, pg_url, "failed", root, job_file=False)
+
+    async def run() -> int:
+        app = queue.worker_app(settings.database.url, schema, pool_max=2)
+        async with app.open_async():
+            return await retention.delete_finished(app, settings.jobs.retention_days)
+
+    assert asyncio.run(run()) == 3
+    assert not failed_folder.exists() and not cancelled_folder.exists()
+    assert succeeded_folder.exists() and foreign_folder.exists()
+    assert {failed.id, cancelled.id}.isdisjoint(_job_ids(pg_url, schema))
 
 
 def test_a_worker_deletes_old_finished_jobs_when_it_starts(
