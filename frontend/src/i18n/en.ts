@@ -543,6 +543,12 @@ export const en: Messages = {
   "finetune.copyRate": "Copied from training data",
   "finetune.samples": "Samples: {series}",
   "finetune.emptySample": "(empty review)",
+  "finetune.evaluateTitle": "Evaluate again",
+  "finetune.evaluateHelp":
+    "Evaluate the adapter again on the data set chosen here, without training again; the new report replaces this one.",
+  "finetune.evaluate": "Evaluate again",
+  "finetune.evaluateRequesting": "Requesting…",
+  "finetune.evaluateNoDatasets": "No data set to evaluate on; add one below.",
   "finetune.publishTitle": "Publish",
   "finetune.publishHelp": "Hand the trained adapter to the review writer under a name, without a restart.",
   "finetune.adapterName": "Adapter name",

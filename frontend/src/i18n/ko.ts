@@ -547,6 +547,12 @@ export const ko = {
   "finetune.copyRate": "학습 데이터 복사율",
   "finetune.samples": "생성 예: {series}",
   "finetune.emptySample": "(빈 리뷰)",
+  "finetune.evaluateTitle": "다시 평가",
+  "finetune.evaluateHelp":
+    "학습은 다시 하지 않고 어댑터를 고른 데이터셋으로 다시 평가합니다. 새 평가가 지금 평가를 대신합니다.",
+  "finetune.evaluate": "다시 평가",
+  "finetune.evaluateRequesting": "요청하는 중…",
+  "finetune.evaluateNoDatasets": "평가할 데이터셋이 없습니다. 아래에서 데이터셋을 올리세요.",
   "finetune.publishTitle": "게시",
   "finetune.publishHelp": "학습한 어댑터를 이름을 붙여 리뷰 작성기에 올립니다. 서버를 다시 시작하지 않아도 됩니다.",
   "finetune.adapterName": "어댑터 이름",

@@ -5,6 +5,7 @@ import type {
   AdapterInfo,
   DatasetInfo,
   DatasetPathRequest,
+  EvaluateJobRequest,
   FinetuneJob,
   FinetuneJobRequest,
   JobInfo,
@@ -81,6 +82,14 @@ export function getOptions(signal?: AbortSignal): Promise<RecipeOptions> {
 
 export function startFinetune(request: FinetuneJobRequest): Promise<FinetuneJob> {
   return postJson("/api/finetune/jobs", request);
+}
+
+/**
+ * Evaluate a job that succeeded again, without training again. The answer is the job back in the
+ * queue, in phase `evaluating` and without its old report; 409 `job_not_finished` unless it succeeded.
+ */
+export function evaluateJob(id: string, request: EvaluateJobRequest): Promise<FinetuneJob> {
+  return postJson(`/api/finetune/jobs/${encodeURIComponent(id)}/evaluate`, request);
 }
 
 /** The fine-tuning jobs on the newest page of `GET /api/jobs`, newest first. */

@@ -371,6 +371,13 @@ export interface FinetuneJobRequest {
   [field: string]: OptionValue | Record<string, OptionValue> | undefined;
 }
 
+/** `POST /api/finetune/jobs/{id}/evaluate`: what to evaluate a finished job on again; unset keeps the job's own. */
+export interface EvaluateJobRequest {
+  eval_dataset_id?: string;
+  /** Evaluation settings, as the start form's `eval` group sends them. */
+  eval?: FinetuneJobRequest["eval"];
+}
+
 /** One line of the trainer's `train_log.jsonl`. */
 export interface TrainMetric {
   step: number;

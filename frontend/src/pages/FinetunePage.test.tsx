@@ -310,3 +310,160 @@ describe("fine-tuning screen: the job", () => {
     expect(within(list).getByRole("link", { current: true })).toHaveAttribute("href", "/finetune?job=j1");
   });
 });
+
+describe("fine-tuning screen: evaluating again", () => {
+  const DATASETS = [
+    dataset("ds1", "nsmc-train.tsv"),
+    dataset("ds2", "nsmc-dev.tsv"),
+    dataset("ds3", "shopping-dev.tsv"),
+  ];
+
+  /** A job that trained on ds1 and was evaluated. */
+  function succeeded(evalDatasetId: string | null): FinetuneJob {
+    return finetuneJob("j1", {
+      status: "succeeded",
+      progress: { done: 12, total: 12 },
+      eta_s: null,
+      governor: null,
+      finetune: {
+        ...finetuneJob("j1").finetune,
+        eval_dataset_id: evalDatasetId,
+        phase: "done",
+        adapter_ready: true,
+        eval: EVAL,
+      },
+    });
+  }
+
+  /** An event stream that sends `before`, then `after` once `gate` opens, then stays open like a server's. */
+  function gatedEvents(request: Request, before: string[], gate: Promise<void>, after: string[]): Response {
+    const encoder = new TextEncoder();
+    const body = new ReadableStream<Uint8Array>({
+      async start(controller) {
+        request.signal.addEventListener("abort", () =>
+          controller.error(new DOMException("The operation was aborted.", "AbortError")),
+        );
+        for (const text of before) controller.enqueue(encoder.encode(text));
+        await gate;
+        if (request.signal.aborted) return;
+        for (const text of after) controller.enqueue(encoder.encode(text));
+      },
+    });
+    return new Response(body, { headers: { "Content-Type": "text/event-stream" } });
+  }
+
+  it("evaluates on the chosen data set and follows the job until the new report replaces the old", async () => {
+    const finished = succeeded("ds3");
+    const queued: FinetuneJob = {
+      ...finished,
+      status: "queued",
+      finetune: { ...finished.finetune, eval_dataset_id: "ds2", phase: "evaluating", eval: null },
+    };
+    const evaluating: FinetuneJob = {
+      ...queued,
+      status: "running",
+      governor: { state: "running", reason: null, since: null, resumes_at: null },
+    };
+    const adapter = EVAL.results.adapter!;
+    const report = {
+      ...EVAL,
+      results: {
+        ...EVAL.results,
+        adapter: { ...adapter, rating_consistency: { ...adapter.rating_consistency, by_band: { positive: 0.98 } } },
+      },
+    };
+    const evaluated: FinetuneJob = { ...finished, finetune: { ...queued.finetune, phase: "done", eval: report } };
+    let current = finished;
+    let finishEvaluation!: () => void;
+    const evaluationDone = new Promise<void>((resolve) => (finishEvaluation = resolve));
+    const calls = backend(
+      {
+        "GET /api/jobs/j1/events": (request) =>
+          current === finished
+            ? sse(request, [frame("done", finished)], { hold: true })
+            : gatedEvents(request, [frame("progress", evaluating)], evaluationDone, [frame("done", evaluated)]),
+        "POST /api/finetune/jobs/j1/evaluate": () => {
+          current = queued;
+          return json(queued, 202);
+        },
+      },
+      DATASETS,
+    );
+    const { user } = renderApp("/finetune?job=j1");
+    const section = await screen.findByRole("region", { name: "다시 평가" });
+    const select = await within(section).findByRole("combobox", { name: "평가 데이터셋" });
+    // The job's own eval set comes first; the training set is not offered.
+    expect(select).toHaveValue("ds3");
+    expect(
+      within(select)
+        .getAllByRole("option")
+        .map((o) => o.textContent),
+    ).toEqual(["nsmc-dev.tsv", "shopping-dev.tsv"]);
+    const old = screen.getByRole("region", { name: "평가" });
+    expect(
+      within(old).getByRole("img", { name: /긍정: 기본 모델 70\.0%, 기본 모델 \+ 어댑터 95\.0%/ }),
+    ).toBeInTheDocument();
+
+    await user.selectOptions(select, "ds2");
+    await user.click(within(section).getByRole("button", { name: "다시 평가" }));
+    const view = screen.getByRole("region", { name: "학습 진행" });
+    expect(await within(view).findByText("평가 중")).toBeInTheDocument();
+    expect(screen.queryByRole("region", { name: "평가" })).not.toBeInTheDocument();
+    expect(screen.queryByRole("region", { name: "다시 평가" })).not.toBeInTheDocument();
+    const sent = calls.find((c) => c.method === "POST" && c.url.endsWith("/api/finetune/jobs/j1/evaluate"))!;
+    expect(await sent.json()).toEqual({ eval_dataset_id: "ds2" });
+
+    finishEvaluation();
+    const shown = await screen.findByRole("region", { name: "평가" });
+    expect(
+      within(shown).getByRole("img", { name: /긍정: 기본 모델 70\.0%, 기본 모델 \+ 어댑터 98\.0%/ }),
+    ).toBeInTheDocument();
+    expect(within(view).getByText("완료")).toBeInTheDocument();
+    expect(within(await screen.findByRole("region", { name: "다시 평가" })).getByRole("combobox")).toHaveValue("ds2");
+  });
+
+  it("shows the server's refusal in the UI's language and keeps the report", async () => {
+    let answer!: (response: Response) => void;
+    const refusal = new Promise<Response>((resolve) => (answer = resolve));
+    const calls = backend(
+      {
+        "GET /api/jobs/j1/events": events(() => [frame("done", succeeded(null))]),
+        "POST /api/finetune/jobs/j1/evaluate": () => refusal,
+      },
+      DATASETS,
+    );
+    const { user } = renderApp("/finetune?job=j1");
+    const section = await screen.findByRole("region", { name: "다시 평가" });
+    // A job without an eval set starts at the first data set it did not train on.
+    expect(await within(section).findByRole("combobox", { name: "평가 데이터셋" })).toHaveValue("ds2");
+    await user.click(within(section).getByRole("button", { name: "다시 평가" }));
+    expect(within(section).getByRole("button", { name: "요청하는 중…" })).toBeDisabled();
+
+    answer(json({ error: { code: "dataset_not_found", message: "No data set ds2.", params: { id: "ds2" } } }, 404));
+    const alert = await within(section).findByRole("alert");
+    expect(alert).toHaveTextContent("찾을 수 없습니다");
+    expect(alert).toHaveTextContent("데이터 세트를 찾을 수 없습니다. 이미 지워졌을 수 있습니다.");
+    expect(within(section).getByRole("button", { name: "다시 평가" })).toBeEnabled();
+    expect(screen.getByRole("region", { name: "평가" })).toBeInTheDocument();
+    const sent = calls.find((c) => c.method === "POST" && c.url.endsWith("/api/finetune/jobs/j1/evaluate"))!;
+    expect(await sent.json()).toEqual({ eval_dataset_id: "ds2" });
+  });
+
+  it.each([
+    [
+      "running",
+      "평가 중",
+      finetuneJob("j1", {
+        finetune: { ...finetuneJob("j1").finetune, phase: "evaluating", adapter_ready: true, eval_dataset_id: "ds2" },
+      }),
+    ],
+    ["failed", "실패", finetuneJob("j1", { status: "failed", eta_s: null, governor: null })],
+  ])("offers no new evaluation for a %s job", async (_status, state, job) => {
+    backend({ "GET /api/jobs/j1/events": events(() => [frame("progress", job)]) }, DATASETS);
+    renderApp("/finetune?job=j1");
+    const view = await screen.findByRole("region", { name: "학습 진행" });
+    expect(await within(view).findByText(state)).toBeInTheDocument();
+    await screen.findByRole("radio", { name: "nsmc-dev.tsv" });
+    expect(screen.queryByRole("region", { name: "다시 평가" })).not.toBeInTheDocument();
+  });
+});

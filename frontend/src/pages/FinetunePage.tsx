@@ -1,13 +1,14 @@
 /**
  * Fine-tuning: review data sets and their reports, the memory plan for a GPU, the start form, and the
- * job being watched (its curves, governor, evaluation and publishing). The watched job is named in
- * the URL (`?job=`) and remembered in this browser, so a reload comes back to it.
+ * job being watched (its curves, governor, evaluation, a new evaluation on demand and publishing). The
+ * watched job is named in the URL (`?job=`) and remembered in this browser, so a reload comes back to it.
  */
 import { useQuery } from "@tanstack/react-query";
 import { useMemo, useState } from "react";
 
 import { DATASETS_KEY, DatasetPanel } from "../components/Finetune/DatasetPanel";
 import { EvalReport } from "../components/Finetune/EvalReport";
+import { EvaluateForm } from "../components/Finetune/EvaluateForm";
 import { JobList } from "../components/Finetune/JobList";
 import { JobView } from "../components/Finetune/JobView";
 import { MemoryPlan } from "../components/Finetune/MemoryPlan";
@@ -94,6 +95,7 @@ export function FinetunePage({ retryMs }: { retryMs?: number }) {
           <p>{errorText(job.finetune.eval_error, t)}</p>
         </div>
       )}
+      {job && ready && <EvaluateForm key={job.id} job={job} datasets={list} onQueued={watched.update} />}
       {job && ready && <PublishForm job={job} onPublished={() => watched.update()} />}
 
       <DatasetPanel datasets={list} selectedId={datasetId} onSelect={setPicked} />
