@@ -152,7 +152,8 @@ def report(
             f"{clf['majority_baseline']:.3f}). Each model writes {EVAL['per_rating']} reviews for "
             f"each rating 1-10 (temperature {evaluation['settings']['temperature']}, top-p "
             f"{evaluation['settings']['top_p']}); band accuracy = share judged in the requested "
-            "band. Real reviews: the judge on real dev reviews (its own recall, the ceiling it allows)."
+            "band. Real reviews: the judge on real dev reviews drawn evenly over the same ratings "
+            "(as many of each as the rarest has), the ceiling it allows for that mix."
         ),
         "",
         "| measure | real dev reviews | base (pre-trained LM) | base + adapter |",
@@ -205,6 +206,13 @@ def report(
             "1-2★ and as many 9-10★ dev reviews under a 1★ and a 10★ prompt: a review is "
             f"{gaps['base']:+.4f} nats/token more likely under its own end of the scale for the "
             f"base, {gaps['adapter']:+.4f} for the adapter (0 = the rating is ignored)."
+        ),
+    ]
+    lines += [
+        "",
+        (
+            "What was tried to make this stand-in read its rating, and what moved: "
+            'docs/finetune.md, "The CPU stand-in".'
         ),
     ]
     lines += ["", "Samples (requested rating, judged band):", ""]
