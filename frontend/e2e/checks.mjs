@@ -372,6 +372,25 @@ async function finetune(page, base, key, shots, { reviewModel, nsmc }) {
     );
   });
 
+  await step("fine-tuning: the finished job evaluated again, its new report replacing the old", async () => {
+    const again = page.getByRole("region", { name: "다시 평가", exact: true });
+    const requeued = page.waitForResponse(
+      (r) => r.request().method() === "POST" && r.url().endsWith(`/api/finetune/jobs/${jobId}/evaluate`),
+    );
+    await again.getByRole("combobox", { name: "평가 데이터셋" }).selectOption({ label: "nsmc-dev.tsv" });
+    await again.getByRole("button", { name: "다시 평가", exact: true }).click();
+    const response = await requeued;
+    assert.equal(response.status(), 202, await response.text());
+    const report = page.getByRole("region", { name: "평가", exact: true });
+    await report.waitFor({ state: "detached" });
+    const view = page.getByRole("region", { name: "학습 진행" });
+    await view.getByText("완료", { exact: true }).waitFor({ timeout: 600_000 });
+    await report.getByRole("rowheader", { name: "별점 일치율" }).waitFor();
+    const job = await (await apiFetch(base, key, `/api/jobs/${jobId}`)).json();
+    assert.equal(job.finetune.eval.round, 2, "the report shown is not the second evaluation's");
+    assert.equal(job.progress.done, 6, "evaluating again trained again");
+  });
+
   await step("fine-tuning: publish the adapter and write with it on the review page", async () => {
     const publish = page.getByRole("region", { name: "게시", exact: true });
     await publish.getByRole("textbox", { name: "어댑터 이름" }).fill("e2e-reviews");
