@@ -43,6 +43,16 @@ describe("error texts", () => {
     expect(errorText(error, en)).toBe("Invalid request: query: String should have at least 1 character");
   });
 
+  it("name the one field the app's own checks refused", () => {
+    const error = {
+      code: "invalid_input",
+      message: "device must be auto, cpu or cuda:N, got 'gpu'.",
+      params: { field: "device" },
+    };
+    expect(errorText(error, ko)).toBe("요청 내용이 올바르지 않습니다. 확인할 항목: device.");
+    expect(errorText(error, en)).toBe("device must be auto, cpu or cuda:N, got 'gpu'.");
+  });
+
   it("say nothing more for a failed connection than the heading and the hint", () => {
     const problem = describeError(new ApiError(0, "network_error", "The server could not be reached."), ko);
     expect(problem).toEqual({ title: "error.network", detail: null, hint: "error.networkHint" });

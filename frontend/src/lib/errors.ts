@@ -46,8 +46,9 @@ export function errorText(error: ErrorInfo, t: Translate): string {
   const code = `errorCode.${error.code}`;
   const key = hasMessage(code) ? code : "error.unknownCode";
   const text = t(key, { code: error.code, ...error.params, message: error.message });
-  // A request's invalid fields, unless the text quotes the server, whose message names them already.
-  const fields = error.params?.fields;
+  // A request's invalid fields (the request's schema names them all, the app's own checks the one it
+  // refused), unless the text quotes the server, whose message names them already.
+  const fields = error.params?.fields ?? error.params?.field;
   const quotesServer = t(key).includes("{message}");
   return typeof fields === "string" && fields && !quotesServer ? `${text} ${t("error.fields", { fields })}` : text;
 }
