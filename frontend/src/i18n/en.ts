@@ -298,7 +298,8 @@ export const en: Messages = {
   "reviews.off": "The server runs with REVIEW_PROVIDER=none, so review writing is off.",
   "reviews.unavailableBody":
     "Choose the review model with REVIEW_PROVIDER and restart the server. From then on, trained adapters can be loaded on this screen while the server runs.",
-  "reviews.unavailableMore": "How to use a trained adapter for reviews is at the end of docs/finetune.md.",
+  "reviews.unavailableMore":
+    "How to use a trained adapter for reviews: docs/finetune.md, “Serve it”, or publish it from the fine-tuning page.",
   "reviews.serverSays": "Server said",
 
   "status.title": "Status",

@@ -301,7 +301,8 @@ export const ko = {
   "reviews.off": "서버가 REVIEW_PROVIDER=none으로 실행 중이라 리뷰 작성이 꺼져 있습니다.",
   "reviews.unavailableBody":
     "리뷰를 쓸 모델을 REVIEW_PROVIDER로 정한 뒤 서버를 다시 시작하세요. 학습한 어댑터는 그다음부터 서버를 켠 채로 이 화면에서 불러올 수 있습니다.",
-  "reviews.unavailableMore": "학습한 어댑터를 리뷰 작성에 쓰는 방법은 docs/finetune.md 끝에 있습니다.",
+  "reviews.unavailableMore":
+    "학습한 어댑터를 리뷰 작성에 쓰는 방법은 docs/finetune.md의 “Serve it”에 있고, 미세조정 화면에서 바로 게시할 수도 있습니다.",
   "reviews.serverSays": "서버 응답",
 
   "status.title": "상태",
