@@ -59,6 +59,20 @@ def parse_args(description: str) -> argparse.Namespace:
     return args
 
 
+def lora_config(args: argparse.Namespace) -> Any:  # -> peft.LoraConfig
+    """The adapter every baseline trains: the benchmark's rank, alpha and dropout on every
+    linear projection, as `rag finetune train` puts it."""
+    from peft import LoraConfig
+
+    return LoraConfig(
+        r=args.lora_r,
+        lora_alpha=args.lora_alpha,
+        lora_dropout=args.lora_dropout,
+        target_modules="all-linear",
+        task_type="CAUSAL_LM",
+    )
+
+
 def read_examples(path: Path) -> list[dict[str, Any]]:
     """The exported examples: ``input_ids`` and ``prompt_len`` (the reply follows the prompt)."""
     with path.open(encoding="utf-8") as f:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from driver_common import (
     CheckAndTime,
+    lora_config,
     parse_args,
     read_examples,
     versions,
@@ -23,7 +24,7 @@ REVIEWS_PER_BATCH = 16
 
 def main() -> None:
     args = parse_args(__doc__)
-    from peft import LoraConfig, get_peft_model
+    from peft import get_peft_model
     from transformers import (
         AutoModelForCausalLM,
         AutoTokenizer,
@@ -41,13 +42,7 @@ def main() -> None:
         for e in examples
     ]
     tokenizer = AutoTokenizer.from_pretrained(args.model)
-    lora = LoraConfig(
-        r=args.lora_r,
-        lora_alpha=args.lora_alpha,
-        lora_dropout=args.lora_dropout,
-        target_modules="all-linear",
-        task_type="CAUSAL_LM",
-    )
+    lora = lora_config(args)
     model = get_peft_model(AutoModelForCausalLM.from_pretrained(args.model), lora)
     config = TrainingArguments(
         output_dir=str(args.output / "trainer"),

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from driver_common import (
     CheckAndTime,
+    lora_config,
     parse_args,
     read_examples,
     versions,
@@ -25,7 +26,6 @@ from driver_common import (
 def main() -> None:
     args = parse_args(__doc__)
     from datasets import Dataset
-    from peft import LoraConfig
     from transformers import AutoModelForCausalLM, AutoTokenizer
     from trl import SFTConfig, SFTTrainer
 
@@ -60,13 +60,7 @@ def main() -> None:
         seed=0,
         disable_tqdm=True,
     )
-    lora = LoraConfig(
-        r=args.lora_r,
-        lora_alpha=args.lora_alpha,
-        lora_dropout=args.lora_dropout,
-        target_modules="all-linear",
-        task_type="CAUSAL_LM",
-    )
+    lora = lora_config(args)
     timer = CheckAndTime(examples)
     trainer = SFTTrainer(
         model=AutoModelForCausalLM.from_pretrained(args.model),

@@ -11,8 +11,8 @@ For the base model and (when given) base + adapter, side by side:
   training set.
 
 A "real reviews" column gives the same measures for the dev reviews themselves: the ceiling the
-classifier allows on reviews of the requested ratings, and how diverse (and how repetitive: "최고의 영화" occurs many times) real
-reviews are. The result is JSON plus a short Markdown report.
+classifier allows on reviews of the requested ratings, and how diverse (and how repetitive:
+"최고의 영화" occurs many times) real reviews are. The result is JSON plus a short Markdown report.
 """
 
 from __future__ import annotations
@@ -150,18 +150,16 @@ def real_band_consistency(
     requested evenly over the ratings, so only reviews of that mix make a like-for-like ceiling.
     Every requested rating the dev data has gets as many reviews as the rarest of them (at most
     ``classifier_test_samples`` in all); without any of them, the dev reviews as they come."""
-    by_rating = {rating: [r for r in dev if r.rating == rating] for rating in ratings}
-    by_rating = {rating: found for rating, found in by_rating.items() if found}
-    if not by_rating:
-        by_rating = {0: dev}
+    # Each rating's draw is seeded by the rating, so one rating's reviews do not depend on the others'.
+    groups = [
+        (rating, found) for rating in ratings if (found := [r for r in dev if r.rating == rating])
+    ] or [(0, dev)]
     each = min(
-        min(len(found) for found in by_rating.values()),
+        min(len(found) for _, found in groups),
         max(1, settings.classifier_test_samples // len(ratings)),
     )
     drawn = [
-        review
-        for rating, found in by_rating.items()
-        for review in sample(found, each, settings.seed + rating)
+        review for rating, found in groups for review in sample(found, each, settings.seed + rating)
     ]
     bands = [sentiment_band(r.rating, scale) for r in drawn]
     return band_consistency(bands, classifier.predict([r.text for r in drawn]))

@@ -14,6 +14,7 @@ worker running the task can see it.
 
 from __future__ import annotations
 
+import asyncio
 import shutil
 from pathlib import Path
 
@@ -48,7 +49,8 @@ async def delete_finished(app: procrastinate.App, days: int) -> int:
     )
     for row in rows:
         if row["kind"] == "finetune" and row["output_dir"]:
-            remove_job_folder(str(row["id"]), Path(row["output_dir"]))
+            # Checkpoints run to gigabytes: deleting them must not hold the worker's event loop.
+            await asyncio.to_thread(remove_job_folder, str(row["id"]), Path(row["output_dir"]))
     deleted = len(rows)
     if deleted:
         log.info("deleted %d jobs that ended more than %d days ago", deleted, days)
