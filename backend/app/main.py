@@ -167,8 +167,12 @@ def _guard_door(app: FastAPI, components: Components, schema: str, bind_host: st
             bind_host,
         )
     else:
-        keys_exist = keys.any_active()
-        check_exposure(settings.auth, bind_host, keys_exist)
+        try:
+            keys_exist = keys.any_active()
+            check_exposure(settings.auth, bind_host, keys_exist)
+        except BaseException:
+            keys.close()
+            raise
         authenticator.fall_back_on(keys_exist)
     app.state.authenticator = authenticator
 
@@ -230,6 +234,7 @@ def create_app(
         finally:
             await run_in_threadpool(trainers.stop)
             await run_in_threadpool(workers.stop)
+            await run_in_threadpool(app.state.authenticator.close)
             await components.aclose()
 
     app = FastAPI(

@@ -1,7 +1,10 @@
 """API keys in PostgreSQL (``api_keys``, migration ``0010``), so that the CLI can add and revoke
 keys while the server runs and every server and worker on the database sees the same keys.
 
-Each call opens its own short connection: the authenticator's cache makes lookups rare.
+The two reads the authenticator makes (is some key active; this key's row) run on connections
+kept open: a loopback server without keys asks the first on every request, and a connection of
+its own would cost more than the search it guards. Writes and listings, the CLI's calls, open a
+short connection each.
 """
 
 from __future__ import annotations
@@ -15,7 +18,7 @@ from psycopg import sql
 from app.auth.keys import hash_secret, new_key
 from app.auth.roles import Role
 from app.core.errors import InvalidInput
-from app.retriever.connections import ShortConnections
+from app.retriever.connections import KeptConnections, ShortConnections
 from app.text import request_text_problem
 
 MAX_NAME_CHARS = 100
@@ -55,8 +58,15 @@ class KeyStore:
     """Rows of ``api_keys`` in ``schema`` (created by the store's migrations)."""
 
     def __init__(self, conninfo: str, schema: str, *, connect_timeout_s: float = 5.0) -> None:
-        self._connections = ShortConnections(conninfo, connect_timeout_s=connect_timeout_s)
+        # Named, so that an operator tells them from the store's pool in pg_stat_activity.
+        named = {"connect_timeout_s": connect_timeout_s, "application_name": "rag-keys"}
+        self._connections = ShortConnections(conninfo, **named)
+        self._reads = KeptConnections(conninfo, **named)
         self._table = sql.Identifier(schema, "api_keys")
+
+    def close(self) -> None:
+        """Close the connections kept for reads; a later read opens them again."""
+        self._reads.close()
 
     def create(
         self, role: Role, *, name: str | None = None, collections: Sequence[str] | None = None
@@ -90,8 +100,7 @@ class KeyStore:
         query = sql.SQL(
             "SELECT " + _COLUMNS + ", secret_hash FROM {} WHERE id = %s AND revoked_at IS NULL"
         ).format(self._table)
-        with self._connections.connect() as conn:
-            row = conn.execute(query, (key_id,)).fetchone()
+        row = self._reads.read(lambda conn: conn.execute(query, (key_id,)).fetchone())
         return None if row is None else StoredKey(_record(row[:-1]), row[-1])
 
     def any_active(self) -> bool:
@@ -99,8 +108,7 @@ class KeyStore:
         query = sql.SQL("SELECT EXISTS (SELECT 1 FROM {} WHERE revoked_at IS NULL)").format(
             self._table
         )
-        with self._connections.connect() as conn:
-            row = conn.execute(query).fetchone()
+        row = self._reads.read(lambda conn: conn.execute(query).fetchone())
         return bool(row and row[0])
 
     def revoke(self, key_id: str) -> bool:

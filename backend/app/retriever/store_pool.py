@@ -10,7 +10,6 @@ server or of the pool reach callers as ``DatabaseUnavailable``.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager
 from contextvars import ContextVar
@@ -23,7 +22,7 @@ from psycopg.rows import TupleRow
 from psycopg_pool import ConnectionPool
 
 from app.core.errors import DatabaseUnavailable
-from app.retriever.connections import database_errors
+from app.retriever.connections import database_errors, libpq_connect_timeout
 from app.retriever.dense_search import session_setup
 from app.retriever.embedded_postgres import describe_conninfo
 
@@ -196,9 +195,8 @@ class StorePool:
         conn.commit()
 
     def _connect_kwargs(self) -> dict[str, Any]:
-        # libpq takes whole seconds and treats anything under 2 as 2.
         return {
-            "connect_timeout": max(2, math.ceil(self._connect_timeout_s)),
+            "connect_timeout": libpq_connect_timeout(self._connect_timeout_s),
             "application_name": "rag",
         }
 

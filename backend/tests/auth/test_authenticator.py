@@ -3,6 +3,8 @@ verified key is trusted (an injected clock, no waiting)."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 import psycopg
 import pytest
 from psycopg import sql
@@ -32,8 +34,10 @@ def schema(store_factory: StoreFactory) -> str:
 
 
 @pytest.fixture
-def keys(pg_url: str, schema: str) -> KeyStore:
-    return KeyStore(pg_url, schema)
+def keys(pg_url: str, schema: str) -> Iterator[KeyStore]:
+    store = KeyStore(pg_url, schema)
+    yield store
+    store.close()
 
 
 def _bearer(key: str) -> dict[str, str]:
@@ -46,14 +50,20 @@ def test_a_verified_key_is_trusted_for_cache_s_then_checked_again(keys: KeyStore
         keys, AuthSettings(cache_s=30), bind_host="127.0.0.1", clock=clock
     )
     record, key = keys.create(Role.editor, name="ci", collections=["a", "b"])
+    # Known without the database only once verified.
+    assert authenticator.known_caller(_bearer(key)) is None
     caller = authenticator.caller(_bearer(key))
     assert (caller.id, caller.name, caller.role) == (record.id, "ci", Role.editor)
     assert caller.collections == frozenset({"a", "b"})
 
     assert keys.revoke(record.id)
     clock.now += 29
+    assert authenticator.known_caller(_bearer(key)) == caller
     assert authenticator.caller(_bearer(key)) == caller
+    assert authenticator.known_caller({"authorization": f"Basic {key}"}) is None
+    assert authenticator.known_caller({}) is None
     clock.now += 2
+    assert authenticator.known_caller(_bearer(key)) is None
     with pytest.raises(Unauthorized) as refused:
         authenticator.caller(_bearer(key))
     assert refused.value.code == "auth_invalid"
@@ -85,6 +95,7 @@ def test_off_loopback_every_request_needs_a_key_unless_auth_is_disabled(keys: Ke
         exposed.caller({})
     unchecked = Authenticator(keys, AuthSettings(disabled=True), bind_host="0.0.0.0")
     assert unchecked.caller({}) == UNCHECKED
+    assert unchecked.known_caller({}) == UNCHECKED
 
 
 def test_a_wrong_secret_for_a_real_id_is_refused(keys: KeyStore) -> None:
@@ -118,6 +129,34 @@ def test_the_store_keeps_only_a_hash_and_lists_revoked_keys(
 def test_bad_grants_are_refused(keys: KeyStore, collections: list[str]) -> None:
     with pytest.raises(InvalidInput):
         keys.create(Role.reader, collections=collections)
+
+
+def _backends(pg_url: str) -> set[int]:
+    with psycopg.connect(pg_url, autocommit=True) as admin:
+        rows = admin.execute(
+            "SELECT pid FROM pg_stat_activity WHERE application_name = 'rag-keys'"
+        ).fetchall()
+    return {int(pid) for (pid,) in rows}
+
+
+def test_key_checks_keep_their_connection_and_survive_one_the_server_dropped(
+    pg_url: str, keys: KeyStore
+) -> None:
+    assert not keys.any_active()
+    kept = _backends(pg_url)
+    assert len(kept) == 1
+    record, _ = keys.create(Role.reader)
+    assert keys.any_active()
+    assert keys.active(record.id) is not None
+    # The create ran on a short connection, closed since; the reads on the kept one.
+    assert _backends(pg_url) == kept
+
+    with psycopg.connect(pg_url, autocommit=True) as admin:
+        admin.execute("SELECT pg_terminate_backend(%s, 10000)", (kept.pop(),))
+    assert keys.any_active()
+    assert len(_backends(pg_url)) == 1
+    keys.close()
+    assert _backends(pg_url) == set()
 
 
 def test_while_the_database_is_down_the_last_answer_about_keys_stands() -> None:
