@@ -2,11 +2,15 @@
 
 Everything here reads the parts built once in ``main.py``'s lifespan (``app.state.components``).
 Tests swap any of them with ``app.dependency_overrides[get_llm_client] = ...``.
+
+They are ``async``: FastAPI runs a plain ``def`` dependency in its thread pool, one hand-off per
+dependency and request, and these only read what is already there (the rate limits count in
+memory). What may wait on the database or on argon2 goes to the thread pool explicitly.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Annotated, Any
 
 from fastapi import Depends, Request
@@ -27,7 +31,7 @@ from app.retriever.vector_store import PGVectorStore
 from app.tuning.datasets import DatasetStore
 
 
-def get_components(request: Request) -> Components:
+async def get_components(request: Request) -> Components:
     """The parts opened at start-up."""
     return request.app.state.components
 
@@ -35,44 +39,44 @@ def get_components(request: Request) -> Components:
 ComponentsDep = Annotated[Components, Depends(get_components)]
 
 
-def get_app_settings(components: ComponentsDep) -> Settings:
+async def get_app_settings(components: ComponentsDep) -> Settings:
     return components.settings
 
 
-def get_llm_client(components: ComponentsDep) -> LLMClient:
+async def get_llm_client(components: ComponentsDep) -> LLMClient:
     """The configured chat model."""
     return components.llm
 
 
-def get_review_model(components: ComponentsDep) -> ReviewModel:
+async def get_review_model(components: ComponentsDep) -> ReviewModel:
     """The configured review writer (``REVIEW_*``)."""
     return components.reviews
 
 
-def get_served_adapters(components: ComponentsDep) -> ServedAdapters:
+async def get_served_adapters(components: ComponentsDep) -> ServedAdapters:
     """The review writer's adapters, loaded and unloaded while the server runs."""
     return components.adapters
 
 
-def get_embedding_client(components: ComponentsDep) -> EmbeddingClient:
+async def get_embedding_client(components: ComponentsDep) -> EmbeddingClient:
     """The configured embedding model."""
     return components.embedder
 
 
-def get_vector_store(components: ComponentsDep) -> PGVectorStore:
+async def get_vector_store(components: ComponentsDep) -> PGVectorStore:
     return components.store
 
 
-def get_retriever(components: ComponentsDep) -> Retriever:
+async def get_retriever(components: ComponentsDep) -> Retriever:
     """Dense, sparse and hybrid search over ready documents."""
     return components.retriever
 
 
-def get_indexer(components: ComponentsDep) -> Indexer:
+async def get_indexer(components: ComponentsDep) -> Indexer:
     return components.indexer
 
 
-def get_datasets(components: ComponentsDep) -> DatasetStore:
+async def get_datasets(components: ComponentsDep) -> DatasetStore:
     """The fine-tuning data sets."""
     return components.datasets
 
@@ -88,7 +92,9 @@ IndexerDep = Annotated[Indexer, Depends(get_indexer)]
 DatasetsDep = Annotated[DatasetStore, Depends(get_datasets)]
 
 
-def get_rag_pipeline(llm: LLMDep, retriever: RetrieverDep, settings: SettingsDep) -> RAGPipeline:
+async def get_rag_pipeline(
+    llm: LLMDep, retriever: RetrieverDep, settings: SettingsDep
+) -> RAGPipeline:
     """The chain assembled from whatever LLM and retriever are injected."""
     return make_rag_pipeline(llm, retriever, settings)
 
@@ -104,15 +110,18 @@ async def get_caller(request: Request) -> Caller:
     """
     authenticator: Authenticator = request.app.state.authenticator
     headers = {name: request.headers[name] for name in request.headers}
-    # A cache miss reads the database and runs argon2: not on the event loop.
+    known = authenticator.known_caller(headers)
+    if known is not None:
+        return known
+    # Reading the database and running argon2 do not belong on the event loop.
     return await run_in_threadpool(authenticator.caller, headers)
 
 
 CallerDep = Annotated[Caller, Depends(get_caller)]
 
 
-def _role(role: Role) -> Callable[[Caller], Caller]:
-    def require(caller: CallerDep) -> Caller:
+def _role(role: Role) -> Callable[[Caller], Awaitable[Caller]]:
+    async def require(caller: CallerDep) -> Caller:
         caller.require(role)
         return caller
 
@@ -129,7 +138,7 @@ def rate_limited(kind: LimitedKind) -> Any:
     """A route dependency (``dependencies=[rate_limited("chat")]``) that counts one request of
     ``kind`` against the caller's rate."""
 
-    def count(request: Request, caller: CallerDep) -> None:
+    async def count(request: Request, caller: CallerDep) -> None:
         limits: RateLimits = request.app.state.rate_limits
         limits.hit(kind, caller)
 
