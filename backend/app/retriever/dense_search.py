@@ -86,13 +86,17 @@ def _nearest(
     scope: sql.Composable | None,
     params: list[Any],
 ) -> list[SearchHit]:
-    # Zero-length stored vectors have no cosine distance (NaN); they are never a match.
+    # The distance is computed once per row (each computation reads the row's vector from its
+    # TOAST table), from the query vector sent once, in binary. Zero-length stored vectors
+    # have no cosine distance (NaN), which sorts after every number: they are never a match,
+    # and dropping them after the LIMIT leaves out no chunk that has a distance.
     query = sql.SQL(
-        "SELECT c.id, c.document_id, c.text, c.metadata, 1 - (c.embedding <=> %s) AS score"
-        " FROM chunks c WHERE {scope} AND (c.embedding <=> %s) <> 'NaN'::float8"
-        " ORDER BY c.embedding <=> %s LIMIT %s"
+        "SELECT id, document_id, text, metadata, 1 - distance AS score FROM ("
+        " SELECT c.id, c.document_id, c.text, c.metadata, c.embedding <=> %b AS distance"
+        " FROM chunks c WHERE {scope} ORDER BY distance LIMIT %s"
+        ") nearest WHERE distance <> 'NaN'::float8"
     ).format(scope=scope if scope is not None else sql.SQL("TRUE"))
-    rows = conn.execute(query, [vector, *params, vector, vector, k]).fetchall()
+    rows = conn.execute(query, [vector, *params, k]).fetchall()
     return [hit_from_row(row) for row in rows]
 
 
