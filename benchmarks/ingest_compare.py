@@ -43,8 +43,8 @@ from psycopg import sql
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "backend"))
 
+from api_server import api_server
 from app.core.config import AuthSettings, Settings
-from app.main import create_app
 from app.text.korean import get_kiwi
 from benchmarks_report import replace_section
 from ingest_profile import run_api, run_cli, settings_for, write_nsmc_jsonl
@@ -57,7 +57,6 @@ from query_latency import (
     measure,
     percentile,
 )
-from tests.utils.live_server import live_server
 
 DRIVER = ROOT / "benchmarks" / "langchain_pg_driver.py"
 LANGCHAIN_POSTGRES = "langchain-postgres==0.0.19"
@@ -185,10 +184,7 @@ def query_percentiles(
     print(f"{size:>7} project's query schema loaded in {load_s:.1f} s", flush=True)
     results: dict[str, list[Percentiles]] = {m: [] for m in MODES}
     results |= {kind: [] for kind in LANGCHAIN_STORES}
-    app = create_app(
-        query_server_settings(url, folder), schema=schema, frontend_dir=None
-    )
-    with live_server(app) as base:
+    with api_server(query_server_settings(url, folder), schema) as base:
         for run in range(runs):
             for name in rotated(["project", *LANGCHAIN_STORES], run):
                 if name == "project":

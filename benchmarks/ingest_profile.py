@@ -41,6 +41,7 @@ from psycopg import sql
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "backend"))
 
+from api_server import api_server
 from app.components import Components
 from app.core.config import (
     APISettings,
@@ -49,11 +50,9 @@ from app.core.config import (
     LLMSettings,
     Settings,
 )
-from app.main import create_app
 from app.retriever.embedded_postgres import EmbeddedPostgres
 from app.text.korean import get_kiwi
 from benchmarks_report import replace_section
-from tests.utils.live_server import live_server
 
 NSMC = ROOT.parent / "shared" / "data" / "nsmc" / "train.tsv.gz"
 MODES = ("cli", "api")
@@ -135,19 +134,18 @@ def run_cli(url: str, data_dir: Path, jsonl: Path, count: int) -> float:
 def run_api(url: str, data_dir: Path, jsonl: Path, count: int) -> float:
     """Seconds ``POST /api/documents`` of the file takes, on a started server."""
     payload = jsonl.read_bytes()
-    with fresh_schema(url) as schema:
-        app = create_app(settings_for(url, data_dir), schema=schema, frontend_dir=None)
-        with (
-            live_server(app) as base,
-            httpx.Client(base_url=base, timeout=3600) as client,
-        ):
-            start = time.perf_counter()
-            response = client.post(
-                "/api/documents",
-                files=[("files", (jsonl.name, payload, "application/jsonl"))],
-            )
-            elapsed = time.perf_counter() - start
-            response.raise_for_status()
+    with (
+        fresh_schema(url) as schema,
+        api_server(settings_for(url, data_dir), schema) as base,
+        httpx.Client(base_url=base, timeout=3600) as client,
+    ):
+        start = time.perf_counter()
+        response = client.post(
+            "/api/documents",
+            files=[("files", (jsonl.name, payload, "application/jsonl"))],
+        )
+        elapsed = time.perf_counter() - start
+        response.raise_for_status()
     outcomes = [r["outcome"] for r in response.json()["results"]]
     check(outcomes.count("indexed"), count, "api")
     return elapsed

@@ -47,6 +47,7 @@ from psycopg import sql
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "backend"))
 
+from api_server import api_server
 from app.components import Components
 from app.core.config import (
     APISettings,
@@ -56,14 +57,12 @@ from app.core.config import (
     LLMSettings,
     Settings,
 )
-from app.main import create_app
 from app.retriever.chunking import chunk_analysed
 from app.retriever.embedded_postgres import EmbeddedPostgres
 from app.retriever.store_writes import ChunkRow, DocumentWrite
 from app.text import normalize_text
 from app.text.korean import analyse, search_tokens
 from benchmarks_report import replace_section
-from tests.utils.live_server import live_server
 
 DATA = ROOT.parent / "shared" / "data"
 NSMC_TRAIN = DATA / "nsmc" / "train.tsv.gz"
@@ -420,11 +419,8 @@ def main() -> None:
         for size in sizes:
             schema = f"qbench_{size}"
             load_s = ensure_loaded(url, folder, schema, size, args.load)
-            app = create_app(
-                settings_for(url, folder), schema=schema, frontend_dir=None
-            )
             rankings = all_rankings.setdefault(str(size), {})
-            with live_server(app) as base:
+            with api_server(settings_for(url, folder), schema) as base:
                 figures = measure(base, queries, runs=args.runs, rankings=rankings)
             rows.append((size, figures))
             line = {"documents": size, "load_s": round(load_s, 1)}
