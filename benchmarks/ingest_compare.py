@@ -377,7 +377,7 @@ def section(
             "postings and its HNSW index; langchain stores text, metadata and vectors "
             "(`add_texts` of 1,000 documents at a time). Queries: the "
             f"{queries} of the query-latency benchmark, top {TOP_K}, the project's through "
-            "`POST /api/search` of a live server (HTTP included) on documents loaded as that "
+            "`POST /api/search` of a server in a process of its own (HTTP included) on documents loaded as that "
             "benchmark loads them, langchain's by `similarity_search` in process on the stores "
             "of the last ingest run. `POST /api/documents` is timed on a server started for the "
             "run (`ingest_profile.py`), so its figure includes the start of the server's worker "

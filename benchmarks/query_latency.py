@@ -436,7 +436,7 @@ def main() -> None:
     lines = [
         (
             f"{len(queries)} queries (150 of 2-4 words from held-out NSMC reviews, 50 KorQuAD "
-            f"questions), top {TOP_K}, through `POST /api/search` of a live server on the "
+            f"questions), top {TOP_K}, through `POST /api/search` of a server in a process of its own on the "
             f"embedded PostgreSQL 16 + pgvector 0.6 ({server_memory}), offline `hash` embedder "
             "(768-d), "
             f"one client; medians of {args.runs} runs, the modes taking turns. Load average "
