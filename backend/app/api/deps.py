@@ -3,9 +3,9 @@
 Everything here reads the parts built once in ``main.py``'s lifespan (``app.state.components``).
 Tests swap any of them with ``app.dependency_overrides[get_llm_client] = ...``.
 
-They are ``async``: FastAPI runs a plain ``def`` dependency in its thread pool, one hand-off per
-dependency and request, and these only read what is already there (the rate limits count in
-memory). What may wait on the database or on argon2 goes to the thread pool explicitly.
+Most are ``async``: FastAPI runs a plain ``def`` dependency in its thread pool, one hand-off per
+dependency and request, and these only read what is already there. What may wait (the database,
+argon2, a thread being started) goes to the thread pool.
 """
 
 from __future__ import annotations
@@ -138,7 +138,9 @@ def rate_limited(kind: LimitedKind) -> Any:
     """A route dependency (``dependencies=[rate_limited("chat")]``) that counts one request of
     ``kind`` against the caller's rate."""
 
-    async def count(request: Request, caller: CallerDep) -> None:
+    # A plain def, run in the thread pool: ``limits`` starts a thread now and then to expire
+    # old hits, and the event loop would wait for it to start.
+    def count(request: Request, caller: CallerDep) -> None:
         limits: RateLimits = request.app.state.rate_limits
         limits.hit(kind, caller)
 
