@@ -116,10 +116,8 @@ class Authenticator:
         if self._settings.disabled:
             return UNCHECKED
         authorization = headers.get("authorization")
-        if authorization is None:
-            return None
-        scheme, _, text = authorization.strip().partition(" ")
-        return self._from_cache(text.strip()) if scheme.lower() == "bearer" else None
+        text = _bearer_text(authorization) if authorization is not None else None
+        return self._from_cache(fingerprint(text)) if text is not None else None
 
     def keys_exist(self) -> bool:
         """Whether some key is active: ``True`` as the database said at most ``AUTH_CACHE_S``
@@ -151,11 +149,12 @@ class Authenticator:
                 self._keys_exist = (keys_exist, self._clock())
 
     def _verify(self, authorization: str) -> Caller:
-        scheme, _, text = authorization.strip().partition(" ")
-        key = parse_key(text.strip()) if scheme.lower() == "bearer" else None
-        if key is None:
+        text = _bearer_text(authorization)
+        key = parse_key(text) if text is not None else None
+        if text is None or key is None:
             raise _invalid()
-        known = self._from_cache(text.strip())
+        key_hash = fingerprint(text)
+        known = self._from_cache(key_hash)
         if known is not None:
             return known
         stored = self._store.active(key.id)
@@ -172,14 +171,20 @@ class Authenticator:
         with self._lock:
             if len(self._verified) >= _MAX_CACHED:
                 self._verified.clear()
-            self._verified[fingerprint(text.strip())] = _Cached(caller, until)
+            self._verified[key_hash] = _Cached(caller, until)
         return caller
 
-    def _from_cache(self, key_text: str) -> Caller | None:
+    def _from_cache(self, key_hash: str) -> Caller | None:
         now = self._clock()
         with self._lock:
-            cached = self._verified.get(fingerprint(key_text))
+            cached = self._verified.get(key_hash)
         return cached.caller if cached is not None and now < cached.until else None
+
+
+def _bearer_text(authorization: str) -> str | None:
+    """The key of a ``Bearer`` header, ``None`` for any other scheme."""
+    scheme, _, text = authorization.strip().partition(" ")
+    return text.strip() if scheme.lower() == "bearer" else None
 
 
 def _invalid() -> Unauthorized:
