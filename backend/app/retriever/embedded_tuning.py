@@ -1,4 +1,4 @@
-"""Memory settings of the embedded PostgreSQL, sized to the machine it runs on.
+"""Memory and parallelism settings of the embedded PostgreSQL, sized to the machine it runs on.
 
 PostgreSQL's own defaults (shared_buffers 128 MB, work_mem 4 MB, maintenance_work_mem 64 MB)
 are made for a server that shares a small host with anything. The embedded server is this
@@ -12,6 +12,9 @@ machine's), each within bounds that keep a laptop with a local model usable:
 - ``work_mem``: 1/512, between 4 MB and 64 MB (per sort or hash, per connection).
 - ``maintenance_work_mem``: 1/16, between 64 MB and 2 GB (an HNSW build that fits in it is
   several times faster than one that spills).
+- ``max_parallel_maintenance_workers``: one less than the cores this process may use (the
+  cgroup's CPU quota in a container), at most 7 (PostgreSQL's 8 worker processes): an HNSW
+  build runs on every core, its own process among them (PostgreSQL's default is 2 workers).
 
 They are written to ``rag.conf`` in the data folder, which ``postgresql.conf`` includes, before
 the server starts; ``ALTER SYSTEM`` (``postgresql.auto.conf``) still overrides them.
@@ -19,6 +22,8 @@ the server starts; ``ALTER SYSTEM`` (``postgresql.auto.conf``) still overrides t
 
 from __future__ import annotations
 
+import math
+import os
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -38,6 +43,8 @@ _SIZED = (
     ("work_mem", 1 / 512, 4, 64),
     ("maintenance_work_mem", 1 / 16, 64, 2048),
 )
+_MOST_MAINTENANCE_WORKERS = 7
+_CGROUP_CPU_QUOTA = Path("/sys/fs/cgroup/cpu.max")
 _CGROUP_LIMITS = (
     Path("/sys/fs/cgroup/memory.max"),
     Path("/sys/fs/cgroup/memory/memory.limit_in_bytes"),
@@ -58,6 +65,26 @@ def available_memory() -> int:
     return memory
 
 
+def available_cores() -> int:
+    """Cores this process may use: those it may run on, or its cgroup's CPU quota if fewer."""
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    cores = cores or 1
+    try:
+        quota, period = _CGROUP_CPU_QUOTA.read_text(encoding="ascii").split()
+    except (OSError, ValueError):
+        return cores
+    # "max" means no quota.
+    if quota.isdigit() and period.isdigit() and int(period) > 0:
+        cores = min(cores, max(1, math.ceil(int(quota) / int(period))))
+    return cores
+
+
+def parallel_settings(cores: int) -> dict[str, str]:
+    """The settings for a server that may use ``cores`` cores."""
+    workers = min(max(cores - 1, 0), _MOST_MAINTENANCE_WORKERS)
+    return {"max_parallel_maintenance_workers": str(workers)}
+
+
 def sized_settings(memory: int) -> dict[str, str]:
     """The settings for a server that may use ``memory`` bytes, as PostgreSQL values."""
     sized = {}
@@ -67,10 +94,13 @@ def sized_settings(memory: int) -> dict[str, str]:
     return sized
 
 
-def server_settings(overrides: Mapping[str, str], memory: int | None = None) -> dict[str, str]:
-    """The sized settings for ``memory`` (default: ``available_memory()``), with ``overrides``
-    taking their place or adding to them."""
+def server_settings(
+    overrides: Mapping[str, str], memory: int | None = None, cores: int | None = None
+) -> dict[str, str]:
+    """The settings for ``memory`` and ``cores`` (default: ``available_memory()``,
+    ``available_cores()``), with ``overrides`` taking their place or adding to them."""
     settings = sized_settings(available_memory() if memory is None else memory)
+    settings.update(parallel_settings(available_cores() if cores is None else cores))
     settings.update(overrides)
     return settings
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 import tempfile
 from collections.abc import Iterator
@@ -15,7 +16,9 @@ from app.core.config import DatabaseSettings
 from app.retriever.embedded_postgres import EmbeddedPostgres
 from app.retriever.embedded_tuning import (
     TUNING_FILE,
+    available_cores,
     available_memory,
+    parallel_settings,
     server_settings,
     sized_settings,
     write_tuning,
@@ -45,11 +48,24 @@ def test_settings_take_a_share_of_memory_within_bounds() -> None:
     }
 
 
+def test_an_index_build_may_use_every_core_within_postgresqls_worker_processes() -> None:
+    workers = [
+        parallel_settings(cores)["max_parallel_maintenance_workers"] for cores in (1, 2, 8, 64)
+    ]
+    assert workers == ["0", "1", "7", "7"]
+    assert 1 <= available_cores() <= (os.cpu_count() or 1)
+
+
 def test_overrides_replace_or_add_to_the_sized_settings() -> None:
-    settings = server_settings({"shared_buffers": "2GB", "random_page_cost": "1.1"}, 8 * GB)
+    settings = server_settings(
+        {"shared_buffers": "2GB", "random_page_cost": "1.1"}, 8 * GB, cores=4
+    )
     assert settings["shared_buffers"] == "2GB"
     assert settings["random_page_cost"] == "1.1"
     assert settings["work_mem"] == "16MB"
+    assert settings["max_parallel_maintenance_workers"] == "3"
+    overridden = server_settings({"max_parallel_maintenance_workers": "0"}, 8 * GB, cores=4)
+    assert overridden["max_parallel_maintenance_workers"] == "0"
 
 
 def test_the_file_is_included_once_and_rewritten_only_when_it_changes(tmp_path: Path) -> None:
@@ -92,10 +108,17 @@ def test_a_new_and_a_restarted_server_run_with_the_settings(folder: Path) -> Non
     url = server.start()
     try:
         # The folder was initialised by this start: the settings apply from its first use.
-        assert _show(url, "shared_buffers", "maintenance_work_mem", "work_mem") == [
+        assert _show(
+            url,
+            "shared_buffers",
+            "maintenance_work_mem",
+            "work_mem",
+            "max_parallel_maintenance_workers",
+        ) == [
             sized["shared_buffers"],
             sized["maintenance_work_mem"],
             "12MB",
+            parallel_settings(available_cores())["max_parallel_maintenance_workers"],
         ]
     finally:
         server.stop()
