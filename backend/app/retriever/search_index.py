@@ -86,7 +86,10 @@ def build_search_index(conn: psycopg.Connection, schema: str) -> bool:
     try:
         _create_search_index(conn, schema)
     finally:
-        conn.execute("RESET max_parallel_maintenance_workers")
+        # Back to what the session had, which may not be the server's default.
+        conn.execute(
+            "SELECT set_config('max_parallel_maintenance_workers', %s, false)", (str(workers),)
+        )
     return True
 
 
@@ -123,7 +126,8 @@ def _table_workers(conn: psycopg.Connection, schema: str, workers: int) -> Itera
 
     PostgreSQL gives an index build parallel workers by the size of the table's heap, and the
     chunks' heap stays small however many vectors it holds (they live in its TOAST table): left
-    to itself, every build would run on one process. Reset afterwards, query plans stay as they were.
+    to itself, every build would run on one process. It is reset afterwards: query plans stay as
+    they were.
     """
     table = sql.Identifier(schema, "chunks")
     conn.execute(
