@@ -25,7 +25,7 @@ REVIEWS = 600
 
 @pytest.fixture
 def store(store_factory: StoreFactory) -> PGVectorStore:
-    return store_factory(dimension=DIMENSION, embedder_name="test")
+    return store_factory(dimension=DIMENSION, embedder_name=HashEmbedder(DIMENSION).name)
 
 
 @pytest.fixture
