@@ -43,8 +43,8 @@ from psycopg import sql
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "backend"))
 
-from api_server import api_server
-from app.core.config import AuthSettings, Settings
+from api_server import UNLIMITED_RATES, api_server
+from app.core.config import Settings
 from app.text.korean import get_kiwi
 from benchmarks_report import replace_section
 from ingest_profile import run_api, run_cli, settings_for, write_nsmc_jsonl
@@ -216,7 +216,7 @@ def query_server_settings(url: str, folder: Path) -> Settings:
     settings = settings_for(url, folder)
     return settings.model_copy(
         update={
-            "auth": AuthSettings(rate_search="1000/second"),
+            "auth": UNLIMITED_RATES,
             "jobs": settings.jobs.model_copy(update={"serve_workers": 0}),
         }
     )
