@@ -28,6 +28,7 @@ from app.api.routers import (
     status,
 )
 from app.api.sse import error_payload
+from app.api.streamed_form import MAX_READ_AHEAD_BYTES
 from app.auth.authenticator import Authenticator, check_exposure
 from app.auth.browser import BrowserGuard, allowed_hosts
 from app.auth.rate_limits import RateLimits
@@ -193,8 +194,11 @@ def create_app(
     bind_host = bind_host or settings.api.host
     # Multipart framing adds a little to the files themselves.
     max_body = int(settings.api.max_upload_mb * settings.api.max_files * 1024 * 1024) + 1024 * 1024
-    # A training data set comes alone, under a limit of its own.
-    dataset_body = settings.finetune.max_dataset_mb * 1024 * 1024 + 1024 * 1024
+    # A training data set comes alone, under a limit of its own that the upload checks as it
+    # writes the file (a clearer error): this one only backs it up.
+    dataset_body = (
+        settings.finetune.max_dataset_mb * 1024 * 1024 + MAX_READ_AHEAD_BYTES + 1024 * 1024
+    )
     setup_logging(settings.api.log_level)
 
     @asynccontextmanager

@@ -25,6 +25,10 @@ MAX_FIELD_BYTES = 4096
 MAX_FIELDS = 16
 # Body bytes gathered before the parser and the sink run (in a worker thread: they write to disk).
 _BATCH_BYTES = 1024 * 1024
+# Body bytes received but not yet handed to the sink: a batch short of ``_BATCH_BYTES`` and the
+# chunk that completes it (ASGI servers hand over chunks of at most a few hundred KB). A limit
+# on the whole body that should never cut in before the sink's own must leave this much room.
+MAX_READ_AHEAD_BYTES = 2 * _BATCH_BYTES
 
 
 class FileSink(Protocol):
