@@ -417,9 +417,10 @@ def test_the_cpu_sensor_leaves_out_this_process() -> None:
     after = machine()
     load = sensor.read()
     total, busy, own = (b - a for a, b in zip(before, after, strict=True))
-    # Without the subtraction the reading would be the whole busy share, own work included.
-    # (/proc/stat counts in 10 ms ticks: a little slack.)
-    assert 0.0 <= load <= (busy - own) / total + 0.02
+    # Without the subtraction the reading would be the whole busy share, own work included
+    # (about half of the machine's time here). /proc/stat and this process's times count in
+    # 10 ms ticks each, so the machine's busy time may read a few ticks below this process's.
+    assert 0.0 <= load <= max(busy - own, 0.0) / total + 0.05
 
 
 @pytest.mark.parametrize(
